@@ -1,0 +1,36 @@
+"""The few primitives a checkpoint store implements. Lease and commit logic lives once, in store.py."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stored:
+    version: int  # starts at 1, +1 on every successful save
+    body: bytes  # JSON document (lease + checkpoint), opaque to the backend
+
+
+class Backend(ABC):
+    """A versioned key-value record with compare-and-swap.
+
+    `key` is already safe for any backend (percent-encoded target name, no '/').
+    Unreachable storage or unexpected answers raise CheckpointError with a clear, secret-free message.
+    """
+
+    @abstractmethod
+    def load(self, key: str) -> Stored | None:
+        """The current record, or None when the key was never saved."""
+
+    @abstractmethod
+    def save(self, key: str, body: bytes, expected_version: int | None) -> bool:
+        """Write version `expected_version + 1` (or 1 when None = must not exist yet).
+
+        Returns False, writing nothing, when the current version is not `expected_version`
+        (someone else saved in between). Never overwrites blindly.
+        """
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the records live, for messages (no secrets)."""

@@ -1,0 +1,85 @@
+"""Every error the bridge raises on purpose. Each one prints as a single clear line."""
+
+from __future__ import annotations
+
+
+class FlinkAlertsError(Exception):
+    """Base of all expected errors: printed as one line, never as a traceback."""
+
+
+class ConfigError(FlinkAlertsError):
+    """Wrong configuration. `path` names the offending key, e.g. `receivers[0].webhook`."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.path = path
+        self.reason = reason
+
+
+class CredentialsError(FlinkAlertsError):
+    """No usable cloud credentials were found."""
+
+
+class EventParseError(FlinkAlertsError):
+    """An event from the API cannot be understood (e.g. an unknown createdAt format)."""
+
+
+class ApiError(FlinkAlertsError):
+    """A Flink OpenAPI call failed. `retryable` tells whether trying again may help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        request_id: str = "",
+        http_status: int | None = None,
+        retryable: bool = False,
+        hint: str = "",
+    ) -> None:
+        parts = [message]
+        if code:
+            parts.append(f"code={code}")
+        if http_status is not None:
+            parts.append(f"http={http_status}")
+        if request_id:
+            parts.append(f"requestId={request_id}")
+        if hint:
+            parts.append(f"hint: {hint}")
+        super().__init__(" ".join(parts[:1]) + (" (" + ", ".join(parts[1:]) + ")" if parts[1:] else ""))
+        self.code = code
+        self.request_id = request_id
+        self.http_status = http_status
+        self.retryable = retryable
+        self.hint = hint
+
+
+class MalformedResponseError(ApiError):
+    """The API answered with something that is not the documented shape."""
+
+
+class CheckpointError(FlinkAlertsError):
+    """The checkpoint store is unreachable or holds something we cannot read."""
+
+
+class LeaseHeldError(CheckpointError):
+    """Another run holds the lease of this target; this run leaves it alone."""
+
+
+class LeaseLostError(CheckpointError):
+    """Our lease was taken over by another run; our commit is refused."""
+
+
+class DeliveryError(FlinkAlertsError):
+    """A channel could not deliver a message.
+
+    Channels only classify (like Alertmanager's notifiers returning `retry, err`);
+    the shared outbox decides what happens next. `retry_after` (seconds) is set when
+    the receiver told us when to come back (Slack's Retry-After, DingTalk's throttling).
+    The message must never contain a token, secret, password or full webhook URL.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after

@@ -1,0 +1,153 @@
+"""The one model of a Flink event, parsed once at the edge, and of an alert built from it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import EventParseError
+
+_NUMERIC = re.compile(r"^-?\d+(\.\d+)?$")
+# Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
+_MS_THRESHOLD = 100_000_000_000
+
+
+def parse_created_at(value: Any, *, event_id: str = "?") -> datetime:
+    """Normalise createdAt (epoch ms, epoch s, numeric string or ISO-8601) to an aware UTC datetime."""
+    if isinstance(value, bool) or value is None:
+        raise EventParseError(f"event {event_id}: createdAt is missing or not a time: {value!r}")
+    if isinstance(value, str) and _NUMERIC.match(value.strip()):
+        value = float(value.strip())
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if abs(value) >= _MS_THRESHOLD else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise EventParseError(f"event {event_id}: createdAt out of range: {value!r}") from exc
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
+        except ValueError as exc:
+            raise EventParseError(f"event {event_id}: createdAt is not a time: {value!r}") from exc
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    raise EventParseError(f"event {event_id}: createdAt has unexpected type {type(value).__name__}")
+
+
+def _text(raw: dict[str, Any], key: str) -> str:
+    value = raw.get(key)
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class FlinkEvent:
+    event_id: str
+    event_name: str
+    created_at: datetime
+    workspace: str
+    namespace: str
+    deployment_id: str = ""
+    job_id: str = ""
+    message: str = ""
+
+    @classmethod
+    def from_api(cls, raw: Any, *, workspace: str = "", namespace: str = "") -> FlinkEvent:
+        """Parse one element of GetEvents' `data`; the target fills workspace/namespace if absent."""
+        if not isinstance(raw, dict):
+            raise EventParseError(f"event is not an object: {type(raw).__name__}")
+        event_id = _text(raw, "eventId")
+        if not event_id:
+            raise EventParseError(f"event without eventId: {sorted(raw)}")
+        return cls(
+            event_id=event_id,
+            event_name=_text(raw, "eventName"),
+            created_at=parse_created_at(raw.get("createdAt"), event_id=event_id),
+            workspace=_text(raw, "workspace") or workspace,
+            namespace=_text(raw, "namespace") or namespace,
+            deployment_id=_text(raw, "deploymentId"),
+            job_id=_text(raw, "jobId"),
+            message=_text(raw, "message"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FlinkEvent:
+        return cls(**{**data, "created_at": datetime.fromisoformat(data["created_at"])})
+
+    def to_api_json(self) -> dict[str, Any]:
+        """The event as the API spells it (for `flink-alerts events` and replay files)."""
+        return {
+            "eventId": self.event_id,
+            "eventName": self.event_name,
+            "createdAt": self.created_at.isoformat().replace("+00:00", "Z"),
+            "deploymentId": self.deployment_id,
+            "jobId": self.job_id,
+            "message": self.message,
+            "namespace": self.namespace,
+            "workspace": self.workspace,
+        }
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A failure event plus what we know about it; what templates and channels see."""
+
+    event: FlinkEvent
+    severity: str = "critical"
+    rule: str = "default"
+    deployment_name: str = ""
+    console_url: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.event.event_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.event.to_dict(),
+            "severity": self.severity,
+            "rule": self.rule,
+            "deployment_name": self.deployment_name,
+            "console_url": self.console_url,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        return cls(**{**data, "event": FlinkEvent.from_dict(data["event"])})
+
+
+@dataclass(frozen=True)
+class Target:
+    workspace: str
+    namespace: str
+    deployment_ids: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.workspace}/{self.namespace}"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one message is about: alerts for one receiver from one target (Alertmanager's template data)."""
+
+    receiver: str
+    target: Target
+    alerts: tuple[Alert, ...]
+    status: str = "firing"  # or "resolved"
+    run_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    # Alerts folded away before this batch (e.g. "N older events not shown"); rendered as a note.
+    omitted: int = 0
+    test: bool = False

@@ -1,0 +1,320 @@
+"""Configuration: one YAML file, `${VAR}` expansion, `FLINK_ALERTS_<KEY>` overrides, strict keys.
+
+Every mistake becomes a ConfigError naming the key path (`receivers[1].webhook: ...`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def parse_duration(value: Any) -> float:
+    """`30s`, `15m`, `24h`, `2d`, `500ms` or a number of seconds -> seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 2h, 1d)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+Duration = Annotated[float, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetConfig(_Strict):
+    workspace: str = Field(min_length=1)
+    namespace: str = Field(min_length=1)
+    deployment_ids: list[str] = []
+
+
+class DeliveryConfig(_Strict):
+    initial_backoff: Duration = 30.0
+    max_backoff: Duration = 900.0
+    max_attempts: int = Field(20, ge=1)
+    max_age: Duration = 86400.0
+    timeout_s: float = Field(10.0, gt=0)
+
+    _durations = field_validator("initial_backoff", "max_backoff", "max_age", mode="before")(
+        lambda value: parse_duration(value)
+    )
+
+
+class RouteConfig(_Strict):
+    receivers: list[str] = Field(min_length=1)
+
+
+class _Receiver(_Strict):
+    name: str = Field(min_length=1)
+    template: str | None = None
+    # "20/min", "1/s", "100/h"; None keeps the channel's default.
+    rate_limit: str | None = None
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value
+
+
+class DingTalkReceiver(_Receiver):
+    type: Literal["dingtalk"]
+    webhook: SecretStr
+    secret: SecretStr | None = None
+    at_mobiles: list[str] = []
+    at_user_ids: list[str] = []
+    at_all: bool = False
+    msgtype: Literal["markdown", "text", "actionCard"] = "markdown"
+
+
+class SlackReceiver(_Receiver):
+    type: Literal["slack"]
+    webhook: SecretStr
+
+
+class EmailReceiver(_Receiver):
+    type: Literal["email"]
+    host: str = "smtpdm.aliyun.com"
+    port: int = Field(465, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str
+    to: list[str] = Field(min_length=1)
+    cc: list[str] = []
+
+
+class FeishuReceiver(_Receiver):
+    type: Literal["feishu", "lark"]
+    webhook: SecretStr
+    secret: SecretStr | None = None
+
+
+class WeComReceiver(_Receiver):
+    type: Literal["wecom"]
+    webhook: SecretStr
+
+
+class WebhookReceiver(_Receiver):
+    type: Literal["webhook"]
+    url: SecretStr
+    headers: dict[str, SecretStr] = {}
+
+
+class ConsoleReceiver(_Receiver):
+    type: Literal["console"]
+
+
+ReceiverConfig = Annotated[
+    DingTalkReceiver
+    | SlackReceiver
+    | EmailReceiver
+    | FeishuReceiver
+    | WeComReceiver
+    | WebhookReceiver
+    | ConsoleReceiver,
+    Field(discriminator="type"),
+]
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """`20/min` -> (20, 60.0): at most `count` messages per `period` seconds."""
+    count, _, period = text.partition("/")
+    names = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
+    try:
+        seconds = names[period.strip()] if period.strip() in names else parse_duration(period)
+        value = int(count)
+    except ValueError as exc:
+        raise ValueError(f"not a rate: {text!r} (use e.g. 20/min, 1/s)") from exc
+    if value < 1 or seconds <= 0:
+        raise ValueError(f"not a rate: {text!r} (use e.g. 20/min, 1/s)")
+    return value, seconds
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLINK_ALERTS_", extra="forbid", frozen=True)
+
+    region: str = Field(default_factory=lambda: os.environ.get("FC_REGION") or "cn-hangzhou")
+    endpoint: str | None = None
+    # `file://events.json` replays recorded GetEvents pages instead of calling the API.
+    source: str | None = None
+    targets: list[TargetConfig] = []
+    checkpoint: str = "file://./.flink-alerts"
+    start_from: str = "latest"
+    page_size: int = Field(100, ge=1, le=100)
+    max_pages: int = Field(20, ge=1)
+    timeout_s: float = Field(10.0, gt=0)
+    concurrency: int = Field(4, ge=1, le=64)
+    # Upper bound of one run outside FC (in FC the function's remaining time is used).
+    deadline_s: float = Field(240.0, gt=0)
+    # Events this much older than the watermark are still compared by id (late or equal timestamps).
+    overlap_window: Duration = 600.0
+    timezone: str = "Asia/Shanghai"
+    templates_dir: str | None = None
+    console_url: str = (
+        "https://realtime-compute.console.aliyun.com/regions/{region}/workspaces/{workspace}"
+        "/namespaces/{namespace}/operations/stream/{deployment_id}/detail"
+    )
+    receivers: list[ReceiverConfig] = []
+    routes: list[RouteConfig] = []
+    delivery: DeliveryConfig = DeliveryConfig()
+
+    @field_validator("overlap_window", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
+            raise ValueError("must look like https://host[:port]")
+        return value.rstrip("/") if value else value
+
+    @field_validator("start_from")
+    @classmethod
+    def _check_start(cls, value: str) -> str:
+        if value not in ("latest", "earliest"):
+            parse_duration(value)
+        return value
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _check_checkpoint(cls, value: str) -> str:
+        if not re.match(r"^(file|oss|tablestore)://.+", value):
+            raise ValueError("must be file://DIR, oss://BUCKET/PREFIX or tablestore://INSTANCE/TABLE")
+        return value
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Settings:
+        names = [receiver.name for receiver in self.receivers]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"receivers[{index}].name: duplicate receiver name {name!r}")
+        for index, route in enumerate(self.routes):
+            for name in route.receivers:
+                if name not in names:
+                    raise ValueError(f"routes[{index}].receivers: unknown receiver {name!r}")
+        return self
+
+    @property
+    def api_endpoint(self) -> str:
+        return self.endpoint or f"https://ververica.{self.region}.aliyuncs.com"
+
+    def receiver(self, name: str) -> Any:
+        for receiver in self.receivers:
+            if receiver.name == name:
+                return receiver
+        raise ConfigError("receivers", f"no receiver named {name!r}")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment variables override the YAML file (which arrives as init kwargs).
+        return env_settings, init_settings
+
+
+def expand_env(value: Any, environ: dict[str, str], path: str = "") -> Any:
+    """Replace `${NAME}` / `${NAME:-default}` in every string; a missing variable is a ConfigError."""
+    if isinstance(value, dict):
+        return {key: expand_env(item, environ, _join(path, str(key))) for key, item in value.items()}
+    if isinstance(value, list):
+        return [expand_env(item, environ, f"{path}[{index}]") for index, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(path, f"environment variable {name} is not set")
+
+    return _VAR.sub(substitute, value)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _error_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in {"dingtalk", "slack", "email", "feishu", "lark", "wecom", "webhook", "console"}:
+            continue  # discriminator tag pydantic adds to union locations
+        elif str(part).startswith("function-"):
+            continue
+        else:
+            path = _join(path, str(part))
+    return path
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read, expand and validate the configuration; raises ConfigError with the key path."""
+    path = path or os.environ.get("FLINK_ALERTS_CONFIG")
+    raw: Any = {}
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(str(path), f"invalid YAML{where}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(str(path), "the top level must be a mapping of keys")
+    raw = expand_env(raw, dict(os.environ))
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    error = exc.errors()[0]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    where = _error_path(tuple(error["loc"]))
+    # Cross-field checks name their own path: "routes[0].receivers: unknown receiver 'x'".
+    named = re.match(r"^([A-Za-z_][\w.\[\]]*): (.*)$", message)
+    if not where and named:
+        where, message = named.groups()
+    return ConfigError(where or "config", message)
