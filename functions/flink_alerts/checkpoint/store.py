@@ -1,0 +1,128 @@
+"""Lease and commit over any Backend: the one place where concurrency is handled.
+
+A record is `{"lease": {"owner", "expires_at"} | null, "checkpoint": {...}}`, saved with
+compare-and-swap. A run takes the lease (CAS), saves progress under it (CAS on the version it
+last wrote, so a run whose lease was taken over cannot commit), and releases it on the last save.
+Like Powertools' idempotency layer: the state machine lives here, backends only load/save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import CheckpointError, LeaseHeldError, LeaseLostError
+from ..events import Target
+from .backend import Backend, Stored
+from .model import Checkpoint
+
+
+def new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def record_key(target: Target) -> str:
+    return quote(target.name, safe="")
+
+
+@dataclass
+class Lease:
+    target: Target
+    key: str
+    owner: str
+    expires_at: datetime
+    version: int  # the version we last wrote; our next save must find exactly this one
+    checkpoint: Checkpoint
+    saved: dict[str, Any]  # the checkpoint as last saved, for a release after a failure
+
+
+class CheckpointStore:
+    def __init__(self, backend: Backend, owner: str | None = None) -> None:
+        self.backend = backend
+        self.owner = owner or new_owner()
+
+    def where(self, target: Target) -> str:
+        return f"{self.backend.describe()} key {record_key(target)}"
+
+    def acquire(self, target: Target, ttl_s: float, now: datetime | None = None) -> Lease:
+        """Take the target's lease, or raise LeaseHeldError while another live run holds it."""
+        now = now or datetime.now(timezone.utc)
+        key = record_key(target)
+        stored = self.backend.load(key)
+        checkpoint, lease = self._parse(stored, target)
+        if lease and lease["owner"] != self.owner:
+            expires = datetime.fromisoformat(lease["expires_at"])
+            if expires > now:
+                raise LeaseHeldError(
+                    f"{target.name}: another run ({lease['owner']}) holds the checkpoint lease "
+                    f"until {expires.isoformat()}"
+                )
+        expires_at = now + timedelta(seconds=ttl_s)
+        held = {"owner": self.owner, "expires_at": expires_at.isoformat()}
+        body = _body(checkpoint.to_dict(), held)
+        expected = stored.version if stored else None
+        if not self.backend.save(key, body, expected):
+            raise LeaseHeldError(f"{target.name}: another run took the checkpoint lease just now")
+        version = (expected or 0) + 1
+        return Lease(target, key, self.owner, expires_at, version, checkpoint, checkpoint.to_dict())
+
+    def save(self, lease: Lease, *, release: bool = False) -> None:
+        """Persist the lease's checkpoint; refuse (LeaseLostError) if another run took over."""
+        held = None if release else {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()}
+        saved = lease.checkpoint.to_dict()
+        if not self.backend.save(lease.key, _body(saved, held), lease.version):
+            raise LeaseLostError(
+                f"{lease.target.name}: the checkpoint lease was taken over by another run; "
+                "this run's progress was not committed"
+            )
+        lease.version += 1
+        lease.saved = saved
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease back without committing unsaved progress (best effort, after a failure)."""
+        try:
+            if self.backend.save(lease.key, _body(lease.saved, None), lease.version):
+                lease.version += 1
+        except CheckpointError:
+            pass  # the lease expires by itself
+
+    def read(self, target: Target) -> tuple[Checkpoint | None, dict[str, Any] | None]:
+        """The stored checkpoint and lease (for `checkpoint show`); None when never saved."""
+        stored = self.backend.load(record_key(target))
+        if stored is None:
+            return None, None
+        return self._parse(stored, target)
+
+    def reset(self, target: Target) -> None:
+        """Replace whatever is stored (even a corrupt record) with an empty checkpoint."""
+        key = record_key(target)
+        stored = self.backend.load(key)
+        empty = Checkpoint().to_dict()
+        if not self.backend.save(key, _body(empty, None), stored.version if stored else None):
+            raise CheckpointError(f"{target.name}: the checkpoint changed during reset; try again")
+
+    def _parse(self, stored: Stored | None, target: Target) -> tuple[Checkpoint, dict | None]:
+        if stored is None:
+            return Checkpoint(), None
+        where = self.where(target)
+        try:
+            record = json.loads(stored.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CheckpointError(
+                f"{where}: checkpoint is not valid JSON ({exc}); inspect with "
+                "`flink-alerts checkpoint show`, recover with `flink-alerts checkpoint reset`"
+            ) from None
+        if not isinstance(record, dict) or "checkpoint" not in record:
+            raise CheckpointError(f"{where}: not a flink-alerts checkpoint record")
+        return Checkpoint.from_dict(record["checkpoint"], where=where), record.get("lease")
+
+
+def _body(checkpoint: dict[str, Any], lease: dict[str, str] | None) -> bytes:
+    record = {"lease": lease, "checkpoint": checkpoint}
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, indent=1).encode()

@@ -1,0 +1,64 @@
+"""The FC invocation: parse the timer event, run, return the summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .logs import setup_logging
+from .runner import make_run, select_targets
+from .settings import load_settings
+
+log = logging.getLogger("flink_alerts.handler")
+# Leave time to save the checkpoint before FC stops the function.
+DEADLINE_MARGIN_S = 10.0
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+
+
+def parse_timer_event(event: Any) -> list[str] | None:
+    """The target names a timer payload asks for, or None for all targets."""
+    if isinstance(event, (bytes, bytearray)):
+        event = event.decode("utf-8") if event else "{}"
+    if isinstance(event, str):
+        try:
+            event = json.loads(event) if event.strip() else {}
+        except ValueError:
+            raise ConfigError("event", "the invocation event is not JSON") from None
+    payload = event.get("payload") if isinstance(event, dict) else None
+    if not payload:
+        return None
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            raise ConfigError("payload", 'must be JSON like {"targets": ["WS/NS"]}') from None
+    targets = payload.get("targets") if isinstance(payload, dict) else None
+    if targets is None:
+        return None
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        raise ConfigError("payload.targets", "must be a list of WORKSPACE/NAMESPACE strings")
+    return targets
+
+
+def handle(event: Any, context: Any, started: float) -> dict[str, Any]:
+    setup_logging(os.environ.get("FLINK_ALERTS_LOG_LEVEL", "INFO"))
+    settings = load_settings(os.environ.get("FLINK_ALERTS_CONFIG") or DEFAULT_CONFIG)
+    deadline = started + settings.deadline_s
+    remaining = getattr(context, "get_remaining_time_in_ms", None)
+    if callable(remaining):
+        deadline = started + remaining() / 1000 - DEADLINE_MARGIN_S
+
+    def credentials() -> Any:
+        from .credentials import resolve_credentials
+
+        return resolve_credentials(context)
+
+    run = make_run(settings, credentials=credentials, deadline=deadline)
+    summary = run.run(select_targets(settings, parse_timer_event(event)))
+    log.info("run done", extra={"fields": summary.to_dict()})
+    return summary.to_dict()

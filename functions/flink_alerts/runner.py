@@ -1,0 +1,311 @@
+"""One run over all targets: the whole pipeline, in the order data flows.
+
+    lease -> fetch new events -> classify -> enrich -> route -> stage in the outbox (save)
+          -> deliver what is due, saving after each message -> commit and release
+
+Delivery is at-least-once: alerts are staged in the checkpoint's outbox before anything is
+sent, and each delivered message is removed with a save, so a crash repeats at most one message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, TextIO
+
+from . import rules
+from .channels.base import Channel
+from .checkpoint.model import Checkpoint, RetryPolicy
+from .checkpoint.store import CheckpointStore
+from .delivery import Deliverer, DeliveryStats, RateLimiter
+from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError
+from .events import Alert, Batch, FlinkEvent, Target
+from .flink.client import FetchResult
+from .settings import Settings, parse_duration, parse_rate
+from .sources import EventSource
+
+log = logging.getLogger("flink_alerts.run")
+LEASE_MARGIN_S = 30.0
+
+
+@dataclass
+class TargetResult:
+    target: str
+    fetched: int = 0
+    new_events: int = 0
+    alerts: int = 0
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
+    dropped: int = 0
+    requests: int = 0
+    skipped: bool = False
+    error: str = ""
+    duration_ms: int = 0
+
+
+@dataclass
+class Summary:
+    targets: int = 0
+    api_calls: int = 0
+    fetched: int = 0
+    new_events: int = 0
+    alerts: int = 0
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
+    dropped: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+    duration_ms: int = 0
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def select_targets(settings: Settings, names: list[str] | None = None) -> list[Target]:
+    targets = [Target(t.workspace, t.namespace, tuple(t.deployment_ids)) for t in settings.targets]
+    if not names:
+        return targets
+    by_name = {target.name: target for target in targets}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ConfigError("targets", f"{unknown[0]!r} is not a configured WORKSPACE/NAMESPACE")
+    return [by_name[name] for name in names]
+
+
+def route(alerts: list[Alert], settings: Settings) -> list[tuple[str, Alert]]:
+    """Every alert to the receivers of every route (a route without `match` catches all)."""
+    if settings.routes:
+        names = list(dict.fromkeys(n for route in settings.routes for n in route.receivers))
+    else:
+        names = [receiver.name for receiver in settings.receivers]
+    return [(name, alert) for alert in alerts for name in names]
+
+
+class Run:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source: EventSource,
+        store: CheckpointStore,
+        channels: dict[str, Channel],
+        deadline: float,
+        dry_run: bool = False,
+        out: TextIO | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.store = store
+        self.channels = channels
+        self.deadline = deadline
+        self.dry_run = dry_run
+        self.out = out
+        self.clock = clock
+        self.overlap = timedelta(seconds=settings.overlap_window)
+        self.policy = RetryPolicy(**settings.delivery.model_dump(exclude={"timeout_s"}))
+        self.deliverer = Deliverer(channels, self.policy, RateLimiter(rate_limits(settings, channels)))
+
+    def run(self, targets: list[Target]) -> Summary:
+        started = time.monotonic()
+        workers = max(1, min(self.settings.concurrency, len(targets)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
+            results = list(pool.map(self.run_target, targets))
+        summary = Summary(targets=len(targets), api_calls=self.source.api_calls, dry_run=self.dry_run)
+        for result in results:
+            for name in ("fetched", "new_events", "alerts", "sent", "failed", "pending", "dropped"):
+                setattr(summary, name, getattr(summary, name) + getattr(result, name))
+            summary.skipped += result.skipped
+            if result.error:
+                summary.errors.append(f"{result.target}: {result.error}")
+        summary.duration_ms = int((time.monotonic() - started) * 1000)
+        return summary
+
+    def run_target(self, target: Target) -> TargetResult:
+        started = time.monotonic()
+        result = TargetResult(target.name)
+        try:
+            self._run_target(target, result)
+        except LeaseHeldError as exc:
+            result.skipped = True
+            log.info("%s", exc)
+        except FlinkAlertsError as exc:
+            result.error = str(exc)
+        except Exception as exc:  # a bug must not stop the other targets
+            log.exception("unexpected error in target %s", target.name)
+            result.error = f"unexpected {type(exc).__name__}: {exc}"
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        level = logging.ERROR if result.error else logging.INFO
+        log.log(level, "target done", extra={"fields": asdict(result)})
+        return result
+
+    def _run_target(self, target: Target, result: TargetResult) -> None:
+        now = self.clock()
+        if self.dry_run:
+            checkpoint = self.store.read(target)[0] or Checkpoint()
+            self._take_in(target, checkpoint, now, result)
+            self._preview(target, checkpoint, now, result)
+            return
+        ttl = max(self.deadline - time.monotonic(), 0) + LEASE_MARGIN_S
+        lease = self.store.acquire(target, ttl, now)
+        try:
+            self._take_in(target, lease.checkpoint, now, result)
+            self.store.save(lease)  # staged: from here on nothing can be lost
+            stats = self.deliverer.deliver_due(
+                target, lease.checkpoint, now, persist=lambda: self.store.save(lease)
+            )
+            self._count(result, stats, lease.checkpoint)
+            self.store.save(lease, release=True)
+        except BaseException:
+            self.store.release(lease)
+            raise
+
+    def _take_in(self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult) -> None:
+        """Fetch, classify, enrich and route new events into the checkpoint's outbox (in memory)."""
+        first_run = not checkpoint.started
+        fetch = self._fetch(target, checkpoint, now)
+        new = [event for event in fetch.events if checkpoint.is_new(event, self.overlap)]
+        quiet_start = first_run and self.settings.start_from == "latest"
+        alerts = [] if quiet_start else rules.classify(new)
+        if not fetch.complete and fetch.unseen_estimate > 0:
+            alerts.insert(0, backlog_alert(target, fetch, self.settings.max_pages))
+        alerts = self._enrich(target, alerts)
+        checkpoint.advance(new, self.overlap)
+        if checkpoint.watermark is None:
+            checkpoint.watermark = now  # an empty stream: start here, not again from scratch
+        checkpoint.api_order = fetch.order or checkpoint.api_order
+        checkpoint.enqueue(route(alerts, self.settings), now)
+        result.fetched, result.new_events, result.alerts = len(fetch.events), len(new), len(alerts)
+        result.requests = fetch.requests
+
+    def _fetch(self, target: Target, checkpoint: Checkpoint, now: datetime) -> FetchResult:
+        paging = {"page_size": self.settings.page_size, "order_hint": checkpoint.api_order}
+        if checkpoint.started:
+            floor = checkpoint.floor(self.overlap)
+        elif self.settings.start_from == "latest":
+            return self.source.fetch_latest(target, **paging)
+        elif self.settings.start_from == "earliest":
+            floor = None
+        else:
+            floor = now - timedelta(seconds=parse_duration(self.settings.start_from))
+        return self.source.fetch_new(target, floor=floor, max_pages=self.settings.max_pages, **paging)
+
+    def _enrich(self, target: Target, alerts: list[Alert]) -> list[Alert]:
+        if not alerts:
+            return alerts
+        try:
+            names = self.source.list_deployments(target)
+        except ApiError as exc:  # names are a nicety; the alert matters more
+            log.warning("cannot list deployments of %s: %s", target.name, exc)
+            names = {}
+        return [self._enriched(alert, names) for alert in alerts]
+
+    def _enriched(self, alert: Alert, names: dict[str, str]) -> Alert:
+        event = alert.event
+        if not event.deployment_id:
+            return alert
+        url = self.settings.console_url.format(
+            region=self.settings.region,
+            workspace=event.workspace,
+            namespace=event.namespace,
+            deployment_id=event.deployment_id,
+        )
+        name = names.get(event.deployment_id, "")
+        return Alert(event, alert.severity, alert.rule, name, url, alert.extra)
+
+    def _preview(self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult) -> None:
+        """--dry-run: print what would be sent; send and commit nothing."""
+        for receiver, entries in checkpoint.due(now).items():
+            channel = self.channels.get(receiver)
+            if channel is None:
+                continue
+            batch = Batch(receiver, target, tuple(e.alert for e in entries), run_time=now)
+            for message in channel.build(batch):
+                print(f"--- would send to {receiver} ({target.name}) ---", file=self.out)
+                print(message.preview(), file=self.out)
+        result.pending = len(checkpoint.outbox)
+
+    @staticmethod
+    def _count(result: TargetResult, stats: DeliveryStats, checkpoint: Checkpoint) -> None:
+        result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
+        result.pending = len(checkpoint.outbox)
+
+
+def backlog_alert(target: Target, fetch: FetchResult, max_pages: int) -> Alert:
+    """One alert standing for the new events beyond `max_pages`, instead of a flood."""
+    oldest = fetch.events[0].created_at if fetch.events else datetime.now(timezone.utc)
+    event = FlinkEvent(
+        event_id=f"backlog:{target.name}:{oldest.isoformat()}",
+        event_name="EVENTS_NOT_SHOWN",
+        created_at=oldest,
+        workspace=target.workspace,
+        namespace=target.namespace,
+        message=(
+            f"{fetch.unseen_estimate} older events not shown: more new events than max_pages="
+            f"{max_pages} pages; look at the Flink console for the full history"
+        ),
+    )
+    return Alert(event, severity="warning", rule="backlog")
+
+
+def rate_limits(settings: Settings, channels: dict[str, Channel]) -> dict[str, tuple[int, float]]:
+    limits: dict[str, tuple[int, float]] = {}
+    for receiver in settings.receivers:
+        channel = channels.get(receiver.name)
+        limit = parse_rate(receiver.rate_limit) if receiver.rate_limit else None
+        limit = limit or (channel.default_rate if channel else None)
+        if limit:
+            limits[receiver.name] = limit
+    return limits
+
+
+def make_run(
+    settings: Settings,
+    *,
+    credentials: Callable[[], Any],
+    deadline: float,
+    dry_run: bool = False,
+    out: TextIO | None = None,
+) -> Run:
+    """Wire the run from configuration. `credentials` is called only if something needs the cloud."""
+    from .channels import make_channel
+    from .checkpoint import open_store
+    from .render import Renderer
+
+    renderer = Renderer(settings.templates_dir, settings.timezone)
+    channels = {
+        receiver.name: make_channel(receiver, renderer, settings.delivery.timeout_s)
+        for receiver in settings.receivers
+    }
+    return Run(
+        settings,
+        source=make_source(settings, credentials=credentials, deadline=deadline),
+        store=open_store(settings.checkpoint, region=settings.region, credentials=credentials),
+        channels=channels,
+        deadline=deadline,
+        dry_run=dry_run,
+        out=out,
+    )
+
+
+def make_source(settings: Settings, *, credentials: Callable[[], Any], deadline: float) -> EventSource:
+    if settings.source:
+        from .sources import ReplaySource, replay_path
+
+        return ReplaySource(replay_path(settings.source))
+    from .flink.client import FlinkClient
+
+    return FlinkClient(
+        settings.api_endpoint, credentials(), timeout_s=settings.timeout_s, deadline=deadline
+    )
