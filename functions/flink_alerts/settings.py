@@ -271,16 +271,19 @@ def _join(path: str, key: str) -> str:
 
 def _error_path(loc: tuple[Any, ...]) -> str:
     path = ""
-    for part in loc:
+    for index, part in enumerate(loc):
+        # pydantic puts the union member's tag after a list index: ("receivers", 0, "slack", ...).
+        after_index = index > 0 and isinstance(loc[index - 1], int) and index < len(loc) - 1
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in {"dingtalk", "slack", "email", "feishu", "lark", "wecom", "webhook", "console"}:
-            continue  # discriminator tag pydantic adds to union locations
-        elif str(part).startswith("function-"):
+        elif after_index and part in _RECEIVER_TYPES:
             continue
         else:
             path = _join(path, str(part))
     return path
+
+
+_RECEIVER_TYPES = {"dingtalk", "slack", "email", "feishu", "lark", "wecom", "webhook", "console"}
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

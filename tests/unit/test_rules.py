@@ -1,0 +1,46 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from flink_alerts import rules
+from flink_alerts.events import FlinkEvent
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def event(name: str, message: str = "") -> FlinkEvent:
+    return FlinkEvent("e", name, NOW, "ws", "ns", message=message)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("JOB_FAILED", ""),
+        ("STATE_TRANSITION_IS_COMPLETED", "Deployment transitioned from RUNNING to FAILED"),
+        ("X", "java.lang.OutOfMemoryError: Java heap space"),
+        ("X", "Job is restarting after an Exception"),
+        ("X", "TaskManager crashed"),
+        ("X", "ERROR in checkpoint"),
+    ],
+)
+def test_failures_are_recognised(name: str, message: str):
+    assert rules.is_failure(event(name, message))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("STATE_TRANSITION_IS_COMPLETED", "Deployment transitioned from STARTING to RUNNING"),
+        ("STATE_TRANSITION_IS_COMPLETED", "recovered after failover -> RUNNING"),
+        ("STATE_TRANSITION_IS_COMPLETED", "作业状态变为 RUNNING"),
+        ("STATE_TRANSITION_IS_COMPLETED", "Deployment transitioned from RUNNING to CANCELLED"),
+    ],
+)
+def test_non_failures_are_ignored(name: str, message: str):
+    assert not rules.is_failure(event(name, message))
+
+
+def test_severity_and_classify_keep_order():
+    events = [event("JOB_FAILED"), event("OK"), event("X", "restarting")]
+    alerts = rules.classify(events)
+    assert [a.severity for a in alerts] == ["critical", "warning"]

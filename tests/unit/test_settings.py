@@ -1,0 +1,83 @@
+import textwrap
+
+import pytest
+
+from flink_alerts.errors import ConfigError
+from flink_alerts.settings import load_settings, parse_duration, parse_rate
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_defaults_without_a_file(monkeypatch):
+    monkeypatch.delenv("FC_REGION", raising=False)
+    settings = load_settings(None)
+    assert settings.region == "cn-hangzhou"
+    assert settings.api_endpoint == "https://ververica.cn-hangzhou.aliyuncs.com"
+    assert settings.checkpoint == "file://./.flink-alerts"
+    assert settings.delivery.initial_backoff == 30 and settings.delivery.max_age == 86400
+
+
+def test_region_from_fc_and_env_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("FC_REGION", "cn-shanghai")
+    monkeypatch.setenv("FLINK_ALERTS_PAGE_SIZE", "50")
+    settings = load_settings(write(tmp_path, "page_size: 100\n"))
+    assert settings.region == "cn-shanghai" and settings.page_size == 50
+
+
+def test_env_expansion_and_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("DING_URL", "https://oapi.dingtalk.com/robot/send?access_token=t")
+    path = write(
+        tmp_path,
+        """
+        receivers:
+          - {name: ding, type: dingtalk, webhook: "${DING_URL}", secret: "${DING_SECRET:-}"}
+        delivery: {initial_backoff: 1m, max_age: 2h}
+        """,
+    )
+    settings = load_settings(path)
+    receiver = settings.receiver("ding")
+    assert receiver.webhook.get_secret_value().endswith("access_token=t")
+    assert receiver.secret.get_secret_value() == ""
+    assert "access_token" not in repr(settings)
+    assert settings.delivery.initial_backoff == 60 and settings.delivery.max_age == 7200
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "reason"),
+    [
+        ("receivers:\n  - {name: s, type: slack, webhook: '${NOPE_VAR}'}\n", "receivers[0].webhook", "NOPE_VAR"),
+        ("page_size: 101\n", "page_size", "less than or equal to 100"),
+        ("pagesize: 10\n", "pagesize", "unknown key"),
+        ("targets:\n  - {workspace: w}\n", "targets[0].namespace", "required"),
+        ("receivers:\n  - {name: s, type: slack}\n", "receivers[0].webhook", "required"),
+        ("receivers:\n  - {name: s, type: pager}\n", "receivers[0]", "type"),
+        ("routes:\n  - {receivers: [ghost]}\n", "routes[0].receivers", "unknown receiver 'ghost'"),
+        ("checkpoint: s3://x\n", "checkpoint", "file://"),
+        ("start_from: yesterday\n", "start_from", "not a duration"),
+        ("delivery: {max_backoff: soon}\n", "delivery.max_backoff", "not a duration"),
+        ("endpoint: ftp://x\n", "endpoint", "https://host"),
+        ("region: [\n", "config.yaml", "invalid YAML at line"),
+    ],
+)
+def test_errors_name_the_key(tmp_path, monkeypatch, text, path, reason):
+    monkeypatch.delenv("NOPE_VAR", raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text))
+    assert info.value.path.endswith(path), str(info.value)
+    assert reason in str(info.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_durations_and_rates():
+    assert parse_duration("500ms") == 0.5 and parse_duration("2d") == 172800
+    assert parse_rate("20/min") == (20, 60) and parse_rate("1/s") == (1, 1)
+    with pytest.raises(ValueError):
+        parse_rate("0/min")
