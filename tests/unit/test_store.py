@@ -1,6 +1,9 @@
 """Lease and commit logic (store.py) over the file backend: no server needed."""
 
 import json
+import os
+import socket
+import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -95,3 +98,16 @@ def test_unwritable_directory_is_a_checkpoint_error(tmp_path):
     store = CheckpointStore(FileBackend(blocker / "sub"))
     with pytest.raises(CheckpointError, match="cannot read checkpoint: Not a directory"):
         store.acquire(TARGET, ttl_s=1)
+
+
+def test_local_lease_of_a_dead_process_is_stale_at_once(tmp_path):
+    child = subprocess.Popen(["true"])
+    child.wait()
+    host = socket.gethostname()
+    backend = FileBackend(tmp_path)
+    CheckpointStore(backend, owner=f"{host}:{child.pid}:crashed", local=True).acquire(TARGET, 600, T0)
+    with pytest.raises(LeaseHeldError):  # remote stores only trust expiry
+        CheckpointStore(backend, owner="other", local=False).acquire(TARGET, 600, T0)
+    CheckpointStore(backend, owner=f"{host}:{os.getpid()}:live", local=True).acquire(TARGET, 600, T0)
+    with pytest.raises(LeaseHeldError):  # held by a live process
+        CheckpointStore(backend, owner="third", local=True).acquire(TARGET, 600, T0)

@@ -20,7 +20,7 @@ def open_store(url: str, *, region: str, credentials: Callable[[], Any]) -> Chec
     if parts.scheme == "file":
         from .file import FileBackend
 
-        return CheckpointStore(FileBackend(_file_path(url)))
+        return CheckpointStore(FileBackend(_file_path(url)), local=True)
     name, path = parts.netloc, parts.path.strip("/")
     if parts.scheme == "oss":
         from .oss import OssBackend

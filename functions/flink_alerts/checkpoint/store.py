@@ -43,9 +43,11 @@ class Lease:
 
 
 class CheckpointStore:
-    def __init__(self, backend: Backend, owner: str | None = None) -> None:
+    def __init__(self, backend: Backend, owner: str | None = None, *, local: bool = False) -> None:
+        """`local`: records live on this machine only, so a lease of a dead local process is stale."""
         self.backend = backend
         self.owner = owner or new_owner()
+        self.local = local
 
     def where(self, target: Target) -> str:
         return f"{self.backend.describe()} key {record_key(target)}"
@@ -56,13 +58,12 @@ class CheckpointStore:
         key = record_key(target)
         stored = self.backend.load(key)
         checkpoint, lease = self._parse(stored, target)
-        if lease and lease["owner"] != self.owner:
+        if lease and lease["owner"] != self.owner and not self._stale(lease, now):
             expires = datetime.fromisoformat(lease["expires_at"])
-            if expires > now:
-                raise LeaseHeldError(
-                    f"{target.name}: another run ({lease['owner']}) holds the checkpoint lease "
-                    f"until {expires.isoformat()}"
-                )
+            raise LeaseHeldError(
+                f"{target.name}: another run ({lease['owner']}) holds the checkpoint lease "
+                f"until {expires.isoformat()}"
+            )
         expires_at = now + timedelta(seconds=ttl_s)
         held = {"owner": self.owner, "expires_at": expires_at.isoformat()}
         body = _body(checkpoint.to_dict(), held)
@@ -83,6 +84,11 @@ class CheckpointStore:
             )
         lease.version += 1
         lease.saved = saved
+
+    def _stale(self, lease: dict[str, str], now: datetime) -> bool:
+        if datetime.fromisoformat(lease["expires_at"]) <= now:
+            return True
+        return self.local and _dead_local_process(lease["owner"])
 
     def release(self, lease: Lease) -> None:
         """Give the lease back without committing unsaved progress (best effort, after a failure)."""
@@ -121,6 +127,21 @@ class CheckpointStore:
         if not isinstance(record, dict) or "checkpoint" not in record:
             raise CheckpointError(f"{where}: not a flink-alerts checkpoint record")
         return Checkpoint.from_dict(record["checkpoint"], where=where), record.get("lease")
+
+
+def _dead_local_process(owner: str) -> bool:
+    """True when `owner` names a process of this host that no longer runs (e.g. killed)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _body(checkpoint: dict[str, Any], lease: dict[str, str] | None) -> bytes:
