@@ -1,0 +1,136 @@
+"""Feishu / Lark custom bot: an interactive card (header + lark_md text), optional signing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from typing import Any
+
+from ..errors import DeliveryError
+from ..events import Batch
+from ..render import clip, clip_bytes
+from .base import Channel, Message
+from .http import (
+    check_status,
+    fitted,
+    json_body,
+    mask_url,
+    post,
+    response_json,
+    scrub,
+    url_secrets,
+)
+
+TEMPLATE = "feishu.md.j2"
+MAX_BODY_BYTES = 20_000
+SAFETY_BYTES = 500
+MAX_ALERTS = 50
+MAX_MESSAGE_CHARS = 1_500
+MAX_TITLE_CHARS = 100
+# Frequency limited: come back later. Everything else (19021 bad signature, 19022 IP not allowed,
+# 19024 keyword mismatch, 19001 bad parameters, 19002 bad body...) will not fix itself.
+THROTTLED = {9499, 11232, 11233}
+THROTTLE_WAIT_S = 60.0
+TRANSIENT = {-1}
+_HINTS = {
+    19021: " (signature check failed: check the bot's signing secret and the machine's clock)",
+    19022: " (the bot's IP allow-list rejects this machine)",
+    19024: " (the message does not contain the bot's keyword)",
+}
+
+
+def sign(secret: str, timestamp_s: int) -> str:
+    """Feishu's `sign`: base64 HMAC-SHA256 keyed by "{timestamp}\\n{secret}", empty message."""
+    key = f"{timestamp_s}\n{secret}".encode()
+    return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode("ascii")
+
+
+class FeishuChannel(Channel):
+    type = "feishu"
+    default_rate = (100, 60.0)
+
+    @property
+    def label(self) -> str:
+        return f"{self.config.type} receiver {self.name!r}"
+
+    def build(self, batch: Batch) -> list[Message]:
+        payload, fits = fitted(
+            self.renderer,
+            batch,
+            self._payload,
+            self._fits,
+            max_alerts=MAX_ALERTS,
+            max_message_chars=MAX_MESSAGE_CHARS,
+        )
+        if not fits:
+            text = payload["card"]["elements"][0]["text"]
+            excess = len(json_body(payload)) - (MAX_BODY_BYTES - SAFETY_BYTES)
+            limit = max(len(text["content"].encode()) - 2 * excess - 64, 0)
+            text["content"] = clip_bytes(text["content"], limit)
+        return [Message(self.name, payload, tuple(alert.key for alert in batch.alerts))]
+
+    def send(self, message: Message) -> str:
+        url = self.config.webhook.get_secret_value()
+        secrets = self._secrets()
+        body = json_body(self._signed(message.payload))
+        response = post(url, body, channel=self.label, timeout_s=self.timeout_s, secrets=secrets)
+        check_status(response, channel=self.label, url=url, secrets=secrets)
+        return self._check_answer(response_json(response, channel=self.label, url=url))
+
+    def _part(self, context: dict[str, Any], block: str, escape: str) -> str:
+        return self.renderer.render_part(
+            context,
+            escape=escape,
+            default=TEMPLATE,
+            template=self.config.template,
+            block=block,
+            main=block == "body",
+        )
+
+    def _payload(self, context: dict[str, Any]) -> dict[str, Any]:
+        title = " ".join(self._part(context, "title", "none").split())
+        body = self._part(context, "body", "markdown")
+        color = "green" if context["status"] == "resolved" else "red"
+        card = {
+            "config": {"wide_screen_mode": True},
+            "header": {
+                "title": {"tag": "plain_text", "content": clip(title, MAX_TITLE_CHARS)},
+                "template": "yellow" if context["test"] else color,
+            },
+            "elements": [{"tag": "div", "text": {"tag": "lark_md", "content": body}}],
+        }
+        return {"msg_type": "interactive", "card": card}
+
+    @staticmethod
+    def _fits(payload: dict[str, Any]) -> bool:
+        return len(json_body(payload)) <= MAX_BODY_BYTES - SAFETY_BYTES
+
+    def _signed(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if not self.config.secret:
+            return payload
+        timestamp = int(time.time())
+        signature = sign(self.config.secret.get_secret_value(), timestamp)
+        return {"timestamp": str(timestamp), "sign": signature, **payload}
+
+    def _secrets(self) -> list[str]:
+        secret = self.config.secret.get_secret_value() if self.config.secret else None
+        return [s for s in (secret, *url_secrets(self.config.webhook.get_secret_value())) if s]
+
+    def _check_answer(self, data: dict[str, Any]) -> str:
+        # Current API: {"code": 0, "msg": "success"}; older: {"StatusCode": 0, ...}.
+        code = data.get("code", data.get("StatusCode", 0))
+        text = scrub(str(data.get("msg") or data.get("StatusMessage") or "")[:200], self._secrets())
+        if code == 0:
+            return text or "ok"
+        where = f"{self.label} {mask_url(self.config.webhook.get_secret_value())}"
+        message = f"{where}: code {code} {text}".rstrip()
+        if code in THROTTLED:
+            raise DeliveryError(message, retryable=True, retry_after=THROTTLE_WAIT_S)
+        if code in TRANSIENT:
+            raise DeliveryError(message, retryable=True)
+        raise DeliveryError(message + _HINTS.get(code, ""), retryable=False)
+
+
+CHANNEL = FeishuChannel

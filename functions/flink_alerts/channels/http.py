@@ -1,0 +1,196 @@
+"""What the HTTP channels share: one POST, failure classification, secret masking, size fitting.
+
+Error messages name a receiver by scheme and host only: webhook URLs carry their token in the
+path or query, and request exceptions print the full URL, so their text is never passed on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+
+from ..errors import DeliveryError
+from ..render import with_alerts
+
+if TYPE_CHECKING:
+    from ..events import Batch
+    from ..render import Renderer
+
+P = TypeVar("P")
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+# How much of a receiver's answer goes into an error message.
+EXCERPT_CHARS = 200
+
+
+def mask_url(url: str) -> str:
+    """`https://oapi.dingtalk.com/robot/send?access_token=abc` -> `https://oapi.dingtalk.com`."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid url>"
+    return f"{parts.scheme or '?'}://{host}{port}"
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every secret (and every long enough piece of the URL's query) with `***`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a webhook URL that may be a token: the whole URL, its path and query values."""
+    parts = urlsplit(url)
+    pieces = [url, parts.path, parts.query]
+    pieces += [value for item in parts.query.split("&") for value in item.split("=")[1:]]
+    pieces += [segment for segment in parts.path.split("/") if len(segment) >= 16]
+    return sorted({p for p in pieces if p}, key=len, reverse=True)
+
+
+def json_body(payload: Any) -> bytes:
+    """The exact bytes sent (UTF-8, not \\u-escaped: receivers limit bytes, not characters)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def post(
+    url: str,
+    body: bytes,
+    *,
+    channel: str,
+    timeout_s: float,
+    headers: dict[str, str] | None = None,
+    secrets: Iterable[str | None] = (),
+) -> requests.Response:
+    """POST `body`; connection failures and timeouts become retryable DeliveryErrors."""
+    where = f"{channel} {mask_url(url)}"
+    try:
+        return requests.post(
+            url, data=body, headers={**JSON_HEADERS, **(headers or {})}, timeout=timeout_s
+        )
+    except requests.Timeout:
+        raise DeliveryError(f"{where}: timed out after {timeout_s:g}s", retryable=True) from None
+    except requests.ConnectionError as exc:
+        reason = _connection_reason(exc)
+        raise DeliveryError(f"{where}: cannot connect ({reason})", retryable=True) from None
+    except requests.RequestException as exc:
+        # e.g. an invalid URL: trying again will not help. The text may hold the URL: drop it.
+        raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=False) from None
+
+
+def _connection_reason(exc: requests.ConnectionError) -> str:
+    """A short cause without the URL (urllib3's texts can include the host and path)."""
+    inner = exc.args[0] if exc.args else exc
+    reason = getattr(inner, "reason", None) or inner
+    text = str(reason).lower()
+    for needle, label in _REASONS:
+        if needle in text:
+            return label
+    return type(reason).__name__
+
+
+_REASONS = (
+    ("refused", "connection refused"),
+    ("name or service", "DNS lookup failed"),
+    ("resolution", "DNS lookup failed"),
+    ("reset", "connection reset"),
+    ("certificate", "TLS certificate not trusted"),
+    ("ssl", "TLS error"),
+    ("timed out", "timed out"),
+)
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds from a `Retry-After: 30` header (HTTP dates are rare for webhooks: ignored)."""
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None
+
+
+def excerpt(response: requests.Response, secrets: Iterable[str | None] = ()) -> str:
+    text = " ".join(response.text.split())[:EXCERPT_CHARS]
+    return scrub(text, secrets)
+
+
+def check_status(
+    response: requests.Response, *, channel: str, url: str, secrets: Iterable[str | None] = ()
+) -> None:
+    """Raise for a non-2xx answer: 429 and 5xx retryable (with Retry-After), other 4xx permanent."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    secrets = [*secrets, *url_secrets(url)]
+    message = f"{channel} {mask_url(url)}: HTTP {status} {excerpt(response, secrets)}".rstrip()
+    if status == 429 or status >= 500:
+        raise DeliveryError(message, retryable=True, retry_after=retry_after(response))
+    raise DeliveryError(message, retryable=False)
+
+
+def response_json(
+    response: requests.Response, *, channel: str, url: str, secrets: Iterable[str | None] = ()
+) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; anything else from a JSON API is a (retryable) glitch."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        text = excerpt(response, [*secrets, *url_secrets(url)])
+        raise DeliveryError(
+            f"{channel} {mask_url(url)}: unexpected answer (HTTP {response.status_code}) {text}",
+            retryable=True,
+        )
+    return data
+
+
+def fit_alerts(count: int, build: Callable[[int], P], fits: Callable[[P], bool]) -> tuple[P, int]:
+    """The payload showing the most alerts (of `count`) that still fits; binary search.
+
+    Returns (payload, shown). When not even zero alerts fit, returns build(0) and 0: the caller
+    must then cut its text to size.
+    """
+    payload = build(count)
+    if fits(payload):
+        return payload, count
+    low, high = 0, count - 1  # invariant: the answer is in [low, high]
+    best = None
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = build(middle)
+        if fits(candidate):
+            best, low = (candidate, middle), middle + 1
+        else:
+            high = middle - 1
+    return best if best is not None else (build(0), 0)
+
+
+def fitted(
+    renderer: Renderer,
+    batch: Batch,
+    make_payload: Callable[[dict[str, Any]], P],
+    fits: Callable[[P], bool],
+    *,
+    max_alerts: int,
+    max_message_chars: int,
+) -> tuple[P, bool]:
+    """Render the batch showing as many alerts as fit; returns (payload, whether it fits).
+
+    Each event's message is first cut to `max_message_chars`; alerts that do not fit are counted
+    in `omitted` ("… and N more events"). A False second value means even the summary alone is too
+    big (a huge custom template): the caller must cut the text itself.
+    """
+
+    def build(shown: int) -> P:
+        shown_batch = with_alerts(batch, shown)
+        return make_payload(renderer.context_for(shown_batch, max_message_chars=max_message_chars))
+
+    payload, _ = fit_alerts(min(len(batch.alerts), max_alerts), build, fits)
+    return payload, fits(payload)
