@@ -52,6 +52,8 @@ _MARKDOWN_MAP = str.maketrans(
 _LINE_START = str.maketrans({"-": "－", "+": "＋", "=": "＝", "|": "｜"})
 _MENTION_MAP = str.maketrans({"@": "＠", "<": "＜", ">": "＞"})
 _FRAME = re.compile(r"^\s*(at |\.\.\. \d+ (more|common frames omitted))")
+# "Caused by: org.apache.kafka.common.errors.TimeoutException: ..." -> the package goes.
+_QUALIFIED_EXCEPTION = re.compile(r"^((?:Caused by|Suppressed): )?(?:[a-z_][\w]*\.)+(?=[A-Z][\w$]*(?::|$))")
 
 PLURALS = {"event": "events", "failure": "failures", "deployment": "deployments"}
 
@@ -138,12 +140,16 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
 def stack_summary(message: Any, max_lines: int = 8, max_line_chars: int = 300) -> list[str]:
     """The lines of a Java stack trace worth reading on a phone.
 
-    Keeps the exception lines (the first one and each `Caused by:`) and any plain text, drops the
-    `at ...` frames. The root cause is usually the last `Caused by:`, so when there are too many
+    Keeps the exception lines (the first one and each `Caused by:`, without the package name) and
+    any plain text, drops the `at ...` frames. The root cause is usually the last `Caused by:`, so when there are too many
     lines the middle ones go.
     """
     lines = [line.strip() for line in str(message).splitlines()]
-    kept = [clip(line, max_line_chars) for line in lines if line and not _FRAME.match(line)]
+    kept = [
+        clip(_QUALIFIED_EXCEPTION.sub(r"\1", line), max_line_chars)
+        for line in lines
+        if line and not _FRAME.match(line)
+    ]
     if len(kept) > max_lines >= 2:
         tail = (max_lines - 1) // 2
         head = max_lines - 1 - tail
