@@ -8,22 +8,27 @@ from .events import Alert, FlinkEvent
 
 FAILURE = re.compile(r"fail|error|exception|restart|crash|outofmemory", re.IGNORECASE)
 CRITICAL = re.compile(r"fail|error|exception|crash|outofmemory", re.IGNORECASE)
-# "... from STARTING to RUNNING", "-> RUNNING", "状态变为 RUNNING": a job coming up is good news.
-TO_RUNNING = re.compile(r"(?:\bto\b|->|→|:|：|为)\s*[\"'`]?RUNNING\b[\"'`]?\s*\.?\s*$|^RUNNING$", re.I)
+# "... from STARTING to RUNNING is completed", "-> RUNNING", "状态变为 RUNNING".
+TARGET_STATE = re.compile(r"(?:\bto\b|->|→|变为)\s*[\"'`]?([A-Z][A-Z_]+)\b")
+# The state a transition leaves says nothing about now: "from FAILED to STARTING" is a recovery.
+SOURCE_STATE = re.compile(r"\bfrom\s+[\"'`]?[A-Z][A-Z_]+\b[\"'`]?")
 
 
-def is_transition_to_running(event: FlinkEvent) -> bool:
-    return bool(TO_RUNNING.search(event.message.strip()))
+def target_state(event: FlinkEvent) -> str | None:
+    """The state a transition event moves to, when its message names one."""
+    states = TARGET_STATE.findall(event.message)
+    return states[-1] if states else None
 
 
 def is_failure(event: FlinkEvent) -> bool:
-    if is_transition_to_running(event):
+    if target_state(event) == "RUNNING":
         return False
-    return bool(FAILURE.search(event.event_name) or FAILURE.search(event.message))
+    message = SOURCE_STATE.sub("", event.message)
+    return bool(FAILURE.search(event.event_name) or FAILURE.search(message))
 
 
 def severity(event: FlinkEvent) -> str:
-    text = f"{event.event_name} {event.message}"
+    text = f"{event.event_name} {SOURCE_STATE.sub('', event.message)}"
     return "critical" if CRITICAL.search(text) else "warning"
 
 
