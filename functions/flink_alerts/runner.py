@@ -244,7 +244,9 @@ class Run:
 
 def backlog_alert(target: Target, fetch: FetchResult, max_pages: int) -> Alert:
     """One alert standing for the new events beyond `max_pages`, instead of a flood."""
+    # Just before the oldest event read: the events it stands for are older still.
     oldest = fetch.events[0].created_at if fetch.events else datetime.now(timezone.utc)
+    oldest -= timedelta(milliseconds=1)
     event = FlinkEvent(
         event_id=f"backlog:{target.name}:{oldest.isoformat()}",
         event_name="EVENTS_NOT_SHOWN",

@@ -39,9 +39,10 @@ class ReceiverServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                time.sleep(outer.delay_s)
                 with outer.lock:
                     outer.attempts += 1
+                time.sleep(outer.delay_s)
+                with outer.lock:
                     status = outer.status
                     if status == 200:
                         outer.bodies.append(json.loads(body))
