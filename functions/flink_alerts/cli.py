@@ -36,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flink-alerts", description=__doc__)
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func: Callable[[Settings, argparse.Namespace], int], help: str):
@@ -46,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     run = command("run", cmd_run, "one run over all targets; the last stdout line is the summary")
-    run.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print what would be sent; send nothing"
+    )
     run.add_argument("--target", action="append", help="WORKSPACE/NAMESPACE (repeatable)")
     command("check", cmd_check, "validate the configuration and render every receiver's template")
     events = command("events", cmd_events, "print events as JSON lines, newest first")
@@ -101,7 +105,11 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
         events = source.iter_events(target, limit=args.limit, deployment_id=args.deployment)
     else:
         fetched = source.fetch_new(target, floor=None).events
-        events = [e for e in reversed(fetched) if not args.deployment or e.deployment_id == args.deployment]
+        events = [
+            e
+            for e in reversed(fetched)
+            if not args.deployment or e.deployment_id == args.deployment
+        ]
         events = events[: args.limit]
     for event in events:
         print(json.dumps(event.to_api_json(), ensure_ascii=False))
@@ -123,7 +131,10 @@ def cmd_test_send(settings: Settings, args: argparse.Namespace) -> int:
             answer = channel.send(message)
         except DeliveryError as exc:
             kind = "retryable" if exc.retryable else "permanent"
-            print(f"flink-alerts: test-send to {args.receiver} failed ({kind}): {exc}", file=sys.stderr)
+            print(
+                f"flink-alerts: test-send to {args.receiver} failed ({kind}): {exc}",
+                file=sys.stderr,
+            )
             return 1
         print(f"{args.receiver}: {answer}")
     return 0
@@ -136,7 +147,9 @@ def cmd_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
     store = open_store(settings.checkpoint, region=settings.region, credentials=_credentials)
     if args.action == "reset":
         store.reset(target)
-        print(f"{target.name}: checkpoint reset; the next run starts as a first run ({settings.start_from})")
+        print(
+            f"{target.name}: checkpoint reset; the next run starts as a first run ({settings.start_from})"
+        )
         return 0
     checkpoint, lease = store.read(target)
     shown = {"where": store.where(target), "lease": lease}
@@ -160,7 +173,9 @@ def _channel(settings: Settings, name: str) -> Any:
     return make_channel(settings.receiver(name), renderer, settings.delivery.timeout_s)
 
 
-def _messages(settings: Settings, receiver: str, events: list[FlinkEvent], test: bool = False) -> list:
+def _messages(
+    settings: Settings, receiver: str, events: list[FlinkEvent], test: bool = False
+) -> list:
     from .rules import severity
 
     channel = _channel(settings, receiver)
@@ -185,7 +200,11 @@ def load_events_file(path: str) -> list[FlinkEvent]:
 def _parse_events(document: Any, where: str) -> list[FlinkEvent]:
     from .sources import _raw_events
 
-    raws = document if isinstance(document, list) and document and "eventId" in document[0] else _raw_events(document)
+    raws = (
+        document
+        if isinstance(document, list) and document and "eventId" in document[0]
+        else _raw_events(document)
+    )
     return [FlinkEvent.from_api(raw) for raw in raws]
 
 

@@ -26,7 +26,9 @@ log = logging.getLogger("flink_alerts.delivery")
 class RateLimiter:
     """Sliding-window limit per receiver, shared by all targets of a run."""
 
-    def __init__(self, limits: dict[str, tuple[int, float]], clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, limits: dict[str, tuple[int, float]], clock: Callable[[], float] = time.monotonic
+    ):
         self.limits = limits
         self.clock = clock
         self.sent: dict[str, deque[float]] = {}
@@ -114,12 +116,16 @@ class Deliverer:
         wait = self.limiter.wait_time(channel.name)
         if wait > 0:
             checkpoint.defer(channel.name, message.alert_keys, now + timedelta(seconds=wait))
-            log.info("rate limit of %s reached; %d alerts wait", channel.name, len(message.alert_keys))
+            log.info(
+                "rate limit of %s reached; %d alerts wait", channel.name, len(message.alert_keys)
+            )
             return False
         try:
             channel.send(message)
         except DeliveryError as exc:
-            self._record_failure(target, checkpoint, channel.name, message.alert_keys, exc, now, stats)
+            self._record_failure(
+                target, checkpoint, channel.name, message.alert_keys, exc, now, stats
+            )
             return False
         checkpoint.delivered(channel.name, message.alert_keys)
         stats.sent += 1

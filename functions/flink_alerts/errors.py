@@ -46,7 +46,9 @@ class ApiError(FlinkAlertsError):
             parts.append(f"requestId={request_id}")
         if hint:
             parts.append(f"hint: {hint}")
-        super().__init__(" ".join(parts[:1]) + (" (" + ", ".join(parts[1:]) + ")" if parts[1:] else ""))
+        super().__init__(
+            " ".join(parts[:1]) + (" (" + ", ".join(parts[1:]) + ")" if parts[1:] else "")
+        )
         self.code = code
         self.request_id = request_id
         self.http_status = http_status

@@ -115,14 +115,18 @@ class Run:
         self.clock = clock
         self.overlap = timedelta(seconds=settings.overlap_window)
         self.policy = RetryPolicy(**settings.delivery.model_dump(exclude={"timeout_s"}))
-        self.deliverer = Deliverer(channels, self.policy, RateLimiter(rate_limits(settings, channels)))
+        self.deliverer = Deliverer(
+            channels, self.policy, RateLimiter(rate_limits(settings, channels))
+        )
 
     def run(self, targets: list[Target]) -> Summary:
         started = time.monotonic()
         workers = max(1, min(self.settings.concurrency, len(targets)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
             results = list(pool.map(self.run_target, targets))
-        summary = Summary(targets=len(targets), api_calls=self.source.api_calls, dry_run=self.dry_run)
+        summary = Summary(
+            targets=len(targets), api_calls=self.source.api_calls, dry_run=self.dry_run
+        )
         for result in results:
             for name in ("fetched", "new_events", "alerts", "sent", "failed", "pending", "dropped"):
                 setattr(summary, name, getattr(summary, name) + getattr(result, name))
@@ -171,7 +175,9 @@ class Run:
             self.store.release(lease)
             raise
 
-    def _take_in(self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult) -> None:
+    def _take_in(
+        self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult
+    ) -> None:
         """Fetch, classify, enrich and route new events into the checkpoint's outbox (in memory)."""
         first_run = not checkpoint.started
         fetch = self._fetch(target, checkpoint, now)
@@ -199,7 +205,9 @@ class Run:
             floor = None
         else:
             floor = now - timedelta(seconds=parse_duration(self.settings.start_from))
-        return self.source.fetch_new(target, floor=floor, max_pages=self.settings.max_pages, **paging)
+        return self.source.fetch_new(
+            target, floor=floor, max_pages=self.settings.max_pages, **paging
+        )
 
     def _enrich(self, target: Target, alerts: list[Alert]) -> list[Alert]:
         if not alerts:
@@ -224,7 +232,9 @@ class Run:
         name = names.get(event.deployment_id, "")
         return Alert(event, alert.severity, alert.rule, name, url, alert.extra)
 
-    def _preview(self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult) -> None:
+    def _preview(
+        self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult
+    ) -> None:
         """--dry-run: print what would be sent; send and commit nothing."""
         for receiver, entries in checkpoint.due(now).items():
             channel = self.channels.get(receiver)
@@ -301,7 +311,9 @@ def make_run(
     )
 
 
-def make_source(settings: Settings, *, credentials: Callable[[], Any], deadline: float) -> EventSource:
+def make_source(
+    settings: Settings, *, credentials: Callable[[], Any], deadline: float
+) -> EventSource:
     if settings.source:
         from .sources import ReplaySource, replay_path
 

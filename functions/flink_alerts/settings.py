@@ -207,7 +207,9 @@ class Settings(BaseSettings):
     @classmethod
     def _check_checkpoint(cls, value: str) -> str:
         if not re.match(r"^(file|oss|tablestore)://.+", value):
-            raise ValueError("must be file://DIR, oss://BUCKET/PREFIX or tablestore://INSTANCE/TABLE")
+            raise ValueError(
+                "must be file://DIR, oss://BUCKET/PREFIX or tablestore://INSTANCE/TABLE"
+            )
         return value
 
     @model_validator(mode="after")
@@ -248,7 +250,9 @@ class Settings(BaseSettings):
 def expand_env(value: Any, environ: dict[str, str], path: str = "") -> Any:
     """Replace `${NAME}` / `${NAME:-default}` in every string; a missing variable is a ConfigError."""
     if isinstance(value, dict):
-        return {key: expand_env(item, environ, _join(path, str(key))) for key, item in value.items()}
+        return {
+            key: expand_env(item, environ, _join(path, str(key))) for key, item in value.items()
+        }
     if isinstance(value, list):
         return [expand_env(item, environ, f"{path}[{index}]") for index, item in enumerate(value)]
     if not isinstance(value, str):

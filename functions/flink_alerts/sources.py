@@ -86,7 +86,9 @@ class ReplaySource:
             if raw.get("namespace", target.namespace) != target.namespace:
                 continue
             try:
-                event = FlinkEvent.from_api(raw, workspace=target.workspace, namespace=target.namespace)
+                event = FlinkEvent.from_api(
+                    raw, workspace=target.workspace, namespace=target.namespace
+                )
             except EventParseError as exc:
                 raise EventParseError(f"{self.path}: {exc}") from None
             if not target.deployment_ids or event.deployment_id in target.deployment_ids:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from flink_alerts.cli import main
+
 from tests.servers.flink_server import FlinkServer
 from tests.servers.receiver import ReceiverServer
 
@@ -37,7 +37,9 @@ def cloud_env(monkeypatch, flink_server: FlinkServer) -> dict[str, str]:
     return {**os.environ, **env}
 
 
-def write_config(tmp_path: Path, flink: FlinkServer, receivers: list[ReceiverServer], **extra: Any) -> Path:
+def write_config(
+    tmp_path: Path, flink: FlinkServer, receivers: list[ReceiverServer], **extra: Any
+) -> Path:
     config: dict[str, Any] = {
         "endpoint": flink.url,
         "targets": [{"workspace": flink.workspace, "namespace": flink.namespace}],
@@ -78,12 +80,17 @@ def delivered_ids(server: ReceiverServer) -> list[str]:
 
 def failure_ids(flink: FlinkServer) -> list[str]:
     """The generated failures (failed, OOM, restarting); RUNNING/CANCELLED transitions are not."""
-    failures = [e for e in flink.events if e["eventName"] != "STATE_TRANSITION_IS_COMPLETED"
-                or "to FAILED" in e["message"]]
+    failures = [
+        e
+        for e in flink.events
+        if e["eventName"] != "STATE_TRANSITION_IS_COMPLETED" or "to FAILED" in e["message"]
+    ]
     return [e["eventId"] for e in sorted(failures, key=lambda e: e["createdAt"])]
 
 
-def test_three_runs_deliver_each_alert_exactly_once(tmp_path, capsys, flink_server, receiver, cloud_env):
+def test_three_runs_deliver_each_alert_exactly_once(
+    tmp_path, capsys, flink_server, receiver, cloud_env
+):
     flink_server.generate(60)
     config = write_config(tmp_path, flink_server, [receiver])
     code, first = run(capsys, config)
@@ -127,7 +134,9 @@ def test_permanent_failure_is_dropped_loudly(tmp_path, capsys, flink_server, rec
     assert failure_ids(flink_server)[0] in dropped[0]["msg"]
 
 
-def test_first_run_latest_alerts_on_nothing_old(tmp_path, capsys, flink_server, receiver, cloud_env):
+def test_first_run_latest_alerts_on_nothing_old(
+    tmp_path, capsys, flink_server, receiver, cloud_env
+):
     flink_server.generate(50)
     config = write_config(tmp_path, flink_server, [receiver], start_from="latest")
     code, first = run(capsys, config)
@@ -137,14 +146,19 @@ def test_first_run_latest_alerts_on_nothing_old(tmp_path, capsys, flink_server, 
     assert second["new_events"] == 7 and delivered_ids(receiver) == [new[-1]["eventId"]]
 
 
-def test_a_backlog_beyond_max_pages_becomes_one_summary(tmp_path, capsys, flink_server, receiver, cloud_env):
+def test_a_backlog_beyond_max_pages_becomes_one_summary(
+    tmp_path, capsys, flink_server, receiver, cloud_env
+):
     flink_server.generate(70, failure_every=1)
     config = write_config(tmp_path, flink_server, [receiver], page_size=10, max_pages=2)
     code, summary = run(capsys, config)
     assert summary["fetched"] == 20 and summary["alerts"] == 21
     (body,) = receiver.bodies
     backlog = body["alerts"][0]
-    assert backlog["eventName"] == "EVENTS_NOT_SHOWN" and "50 older events not shown" in backlog["message"]
+    assert (
+        backlog["eventName"] == "EVENTS_NOT_SHOWN"
+        and "50 older events not shown" in backlog["message"]
+    )
 
 
 def test_dry_run_sends_and_commits_nothing(tmp_path, capsys, flink_server, receiver, cloud_env):
@@ -157,7 +171,9 @@ def test_dry_run_sends_and_commits_nothing(tmp_path, capsys, flink_server, recei
     assert receiver.attempts == 0 and not (tmp_path / "checkpoints").exists()
 
 
-def test_a_failing_target_does_not_stop_the_others(tmp_path, capsys, flink_server, receiver, cloud_env):
+def test_a_failing_target_does_not_stop_the_others(
+    tmp_path, capsys, flink_server, receiver, cloud_env
+):
     flink_server.generate(7)
     targets = [
         {"workspace": flink_server.workspace, "namespace": "no-such-namespace"},
@@ -283,11 +299,13 @@ def test_fc_handler_runs_the_targets_of_its_payload(tmp_path, monkeypatch, flink
             return 60_000
 
     target = f"{flink_server.workspace}/{flink_server.namespace}"
-    event = json.dumps({
-        "triggerTime": "2026-11-26T07:49:00Z",
-        "triggerName": "every-minute",
-        "payload": json.dumps({"targets": [target]}),
-    }).encode()
+    event = json.dumps(
+        {
+            "triggerTime": "2026-11-26T07:49:00Z",
+            "triggerName": "every-minute",
+            "payload": json.dumps({"targets": [target]}),
+        }
+    ).encode()
     summary = json.loads(index.handler(event, Context()))
     assert summary["targets"] == 1 and summary["sent"] == 1 and summary["errors"] == []
 
@@ -303,4 +321,3 @@ def test_readme_example_runs_twice_without_repeating(tmp_path, monkeypatch, caps
     assert code == 0 and first["alerts"] == 4 and first["sent"] == 1
     code, second = run(capsys, path)
     assert code == 0 and second["new_events"] == 0 and second["sent"] == 0
-

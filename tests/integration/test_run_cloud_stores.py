@@ -50,7 +50,9 @@ def checkpoint_url(request, flink_server):
     server.stop()
 
 
-def test_three_runs_deliver_once(tmp_path, capsys, flink_server, receiver, cloud_env, checkpoint_url):
+def test_three_runs_deliver_once(
+    tmp_path, capsys, flink_server, receiver, cloud_env, checkpoint_url
+):
     flink_server.generate(30)
     config = write_config(tmp_path, flink_server, [receiver], checkpoint=checkpoint_url)
     for expected_sent in (1, 0, 0):
@@ -89,5 +91,7 @@ def test_unreachable_store_sends_nothing_then_catches_up(
     assert flink_server.credentials.access_key_secret not in run.stderr
     with OssTestServer() as again:
         url = f"oss://{bucket}/p?endpoint={again.endpoint}"
-        code, summary = run(capsys, write_config(tmp_path, flink_server, [receiver], checkpoint=url))
+        code, summary = run(
+            capsys, write_config(tmp_path, flink_server, [receiver], checkpoint=url)
+        )
     assert code == 0 and delivered_ids(receiver) == failure_ids(flink_server)

@@ -1,7 +1,6 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from flink_alerts.checkpoint.model import Checkpoint, RetryPolicy
 from flink_alerts.errors import CheckpointError
 from flink_alerts.events import Alert, FlinkEvent
@@ -80,9 +79,13 @@ def test_permanent_failure_drops_at_once_and_retry_after_is_honoured():
     policy = RetryPolicy(initial_backoff=1, max_backoff=2)
     checkpoint = Checkpoint()
     checkpoint.enqueue([("r", a) for a in alerts("a", "b")], T0)
-    checkpoint.failed("r", ("b",), error="x", retryable=True, retry_after=600, now=T0, policy=policy)
+    checkpoint.failed(
+        "r", ("b",), error="x", retryable=True, retry_after=600, now=T0, policy=policy
+    )
     assert checkpoint.outbox[1].next_attempt_at == T0 + timedelta(seconds=600)
-    dropped = checkpoint.failed("r", ("a",), error="bad token", retryable=False, retry_after=None, now=T0, policy=policy)
+    dropped = checkpoint.failed(
+        "r", ("a",), error="bad token", retryable=False, retry_after=None, now=T0, policy=policy
+    )
     assert [e.alert.key for e in dropped] == ["a"]
     assert [e.alert.key for e in checkpoint.outbox] == ["b"]
 

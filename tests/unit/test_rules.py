@@ -1,7 +1,6 @@
 from datetime import datetime, timezone
 
 import pytest
-
 from flink_alerts import rules
 from flink_alerts.events import FlinkEvent
 
@@ -21,7 +20,10 @@ def event(name: str, message: str = "") -> FlinkEvent:
         ("X", "Job is restarting after an Exception"),
         ("X", "TaskManager crashed"),
         ("X", "ERROR in checkpoint"),
-        ("STATE_TRANSITION_IS_COMPLETED", "The state transition of deployment d from RUNNING to FAILED is completed."),
+        (
+            "STATE_TRANSITION_IS_COMPLETED",
+            "The state transition of deployment d from RUNNING to FAILED is completed.",
+        ),
     ],
 )
 def test_failures_are_recognised(name: str, message: str):
@@ -35,8 +37,14 @@ def test_failures_are_recognised(name: str, message: str):
         ("STATE_TRANSITION_IS_COMPLETED", "recovered after failover -> RUNNING"),
         ("STATE_TRANSITION_IS_COMPLETED", "作业状态变为 RUNNING"),
         ("STATE_TRANSITION_IS_COMPLETED", "Deployment transitioned from RUNNING to CANCELLED"),
-        ("STATE_TRANSITION_IS_COMPLETED", "The state transition of deployment d from FAILED to STARTING is completed."),
-        ("STATE_TRANSITION_IS_COMPLETED", "The state transition of deployment d from STARTING to RUNNING is completed."),
+        (
+            "STATE_TRANSITION_IS_COMPLETED",
+            "The state transition of deployment d from FAILED to STARTING is completed.",
+        ),
+        (
+            "STATE_TRANSITION_IS_COMPLETED",
+            "The state transition of deployment d from STARTING to RUNNING is completed.",
+        ),
     ],
 )
 def test_non_failures_are_ignored(name: str, message: str):

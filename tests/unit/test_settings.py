@@ -1,7 +1,6 @@
 import textwrap
 
 import pytest
-
 from flink_alerts.errors import ConfigError
 from flink_alerts.settings import load_settings, parse_duration, parse_rate
 
@@ -49,7 +48,11 @@ def test_env_expansion_and_defaults(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     ("text", "path", "reason"),
     [
-        ("receivers:\n  - {name: s, type: slack, webhook: '${NOPE_VAR}'}\n", "receivers[0].webhook", "NOPE_VAR"),
+        (
+            "receivers:\n  - {name: s, type: slack, webhook: '${NOPE_VAR}'}\n",
+            "receivers[0].webhook",
+            "NOPE_VAR",
+        ),
         ("page_size: 101\n", "page_size", "less than or equal to 100"),
         ("pagesize: 10\n", "pagesize", "unknown key"),
         ("targets:\n  - {workspace: w}\n", "targets[0].namespace", "required"),

@@ -7,7 +7,6 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from flink_alerts.checkpoint.file import FileBackend
 from flink_alerts.checkpoint.store import CheckpointStore
 from flink_alerts.errors import CheckpointError, LeaseHeldError, LeaseLostError
@@ -60,7 +59,9 @@ def test_corrupt_file_is_reported_with_its_location_and_reset_recovers(tmp_path)
     store.save(store.acquire(TARGET, ttl_s=1, now=T0), release=True)
     path = next(tmp_path.glob("*.json"))
     path.write_text(path.read_text()[:-20])
-    with pytest.raises(CheckpointError, match=r"key ws%2Fns%2F1: checkpoint is not valid JSON.*reset"):
+    with pytest.raises(
+        CheckpointError, match=r"key ws%2Fns%2F1: checkpoint is not valid JSON.*reset"
+    ):
         store.acquire(TARGET, ttl_s=1, now=T0)
     path.write_text("garbage")
     with pytest.raises(CheckpointError, match="not valid JSON"):
@@ -105,9 +106,13 @@ def test_local_lease_of_a_dead_process_is_stale_at_once(tmp_path):
     child.wait()
     host = socket.gethostname()
     backend = FileBackend(tmp_path)
-    CheckpointStore(backend, owner=f"{host}:{child.pid}:crashed", local=True).acquire(TARGET, 600, T0)
+    CheckpointStore(backend, owner=f"{host}:{child.pid}:crashed", local=True).acquire(
+        TARGET, 600, T0
+    )
     with pytest.raises(LeaseHeldError):  # remote stores only trust expiry
         CheckpointStore(backend, owner="other", local=False).acquire(TARGET, 600, T0)
-    CheckpointStore(backend, owner=f"{host}:{os.getpid()}:live", local=True).acquire(TARGET, 600, T0)
+    CheckpointStore(backend, owner=f"{host}:{os.getpid()}:live", local=True).acquire(
+        TARGET, 600, T0
+    )
     with pytest.raises(LeaseHeldError):  # held by a live process
         CheckpointStore(backend, owner="third", local=True).acquire(TARGET, 600, T0)

@@ -29,7 +29,9 @@ class FileBackend(Backend):
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise CheckpointError(f"{self._path(key)}: cannot read checkpoint: {exc.strerror}") from None
+            raise CheckpointError(
+                f"{self._path(key)}: cannot read checkpoint: {exc.strerror}"
+            ) from None
 
     def save(self, key: str, body: bytes, expected_version: int | None) -> bool:
         with self._locked(key):
@@ -49,7 +51,9 @@ class FileBackend(Backend):
             self.directory.mkdir(parents=True, exist_ok=True)
             handle = open(self.directory / f"{key}.lock", "a+b")  # noqa: SIM115
         except OSError as exc:
-            raise CheckpointError(f"{self.directory}: cannot open checkpoint lock: {exc.strerror}") from None
+            raise CheckpointError(
+                f"{self.directory}: cannot open checkpoint lock: {exc.strerror}"
+            ) from None
         with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield

@@ -75,7 +75,9 @@ class CheckpointStore:
 
     def save(self, lease: Lease, *, release: bool = False) -> None:
         """Persist the lease's checkpoint; refuse (LeaseLostError) if another run took over."""
-        held = None if release else {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()}
+        held = (
+            None if release else {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()}
+        )
         saved = lease.checkpoint.to_dict()
         if not self.backend.save(lease.key, _body(saved, held), lease.version):
             raise LeaseLostError(
