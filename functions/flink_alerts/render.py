@@ -53,7 +53,9 @@ _LINE_START = str.maketrans({"-": "－", "+": "＋", "=": "＝", "|": "｜"})
 _MENTION_MAP = str.maketrans({"@": "＠", "<": "＜", ">": "＞"})
 _FRAME = re.compile(r"^\s*(at |\.\.\. \d+ (more|common frames omitted))")
 # "Caused by: org.apache.kafka.common.errors.TimeoutException: ..." -> the package goes.
-_QUALIFIED_EXCEPTION = re.compile(r"^((?:Caused by|Suppressed): )?(?:[a-z_][\w]*\.)+(?=[A-Z][\w$]*(?::|$))")
+_QUALIFIED_EXCEPTION = re.compile(
+    r"^((?:Caused by|Suppressed): )?(?:[a-z_][\w]*\.)+(?=[A-Z][\w$]*(?::|$))"
+)
 
 PLURALS = {"event": "events", "failure": "failures", "deployment": "deployments"}
 

@@ -14,6 +14,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
 from flink_alerts.channels import make_channel
 from flink_alerts.errors import DeliveryError
 from flink_alerts.events import Alert, Batch, FlinkEvent, Target

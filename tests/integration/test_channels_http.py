@@ -18,6 +18,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
+from slack_sdk.models.blocks import Block
+from werkzeug import Request, Response
+
 from flink_alerts.channels import deliver, make_channel
 from flink_alerts.channels.base import Message
 from flink_alerts.errors import DeliveryError
@@ -30,9 +34,6 @@ from flink_alerts.settings import (
     WebhookReceiver,
     WeComReceiver,
 )
-from pytest_httpserver import HTTPServer
-from slack_sdk.models.blocks import Block
-from werkzeug import Request, Response
 
 TOKEN = "tok3n5ecretvalue0123456789abcdef"
 SECRET = "SECa1b2c3d4e5f60718293a4b5c6d7e8f"

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from email import message_from_bytes, policy
 
 import pytest
+from slack_sdk.models.blocks import Block
+
 from flink_alerts.channels import make_channel, preview
 from flink_alerts.channels.dingtalk import sign as dingtalk_sign
 from flink_alerts.channels.feishu import sign as feishu_sign
@@ -25,7 +27,6 @@ from flink_alerts.settings import (
     WebhookReceiver,
     WeComReceiver,
 )
-from slack_sdk.models.blocks import Block
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 STACK = "\n".join(

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
 from flink_alerts.errors import ConfigError
 from flink_alerts.events import Alert, Batch, FlinkEvent, Target
 from flink_alerts.render import (
