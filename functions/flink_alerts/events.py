@@ -12,6 +12,7 @@ from .errors import EventParseError
 _NUMERIC = re.compile(r"^-?\d+(\.\d+)?$")
 # Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
 _MS_THRESHOLD = 100_000_000_000
+_ISO_CLOCK = re.compile(r"(\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d+))?([Zz]|[+-]\d{2}(?::?\d{2})?)?")
 
 
 def parse_created_at(value: Any, *, event_id: str = "?") -> datetime:
@@ -27,17 +28,32 @@ def parse_created_at(value: Any, *, event_id: str = "?") -> datetime:
         except (OverflowError, OSError, ValueError) as exc:
             raise EventParseError(f"event {event_id}: createdAt out of range: {value!r}") from exc
     if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
         try:
-            parsed = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
+            parsed = datetime.fromisoformat(_normalise_iso(value))
         except ValueError as exc:
             raise EventParseError(f"event {event_id}: createdAt is not a time: {value!r}") from exc
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=timezone.utc)
         return parsed.astimezone(timezone.utc)
     raise EventParseError(f"event {event_id}: createdAt has unexpected type {type(value).__name__}")
+
+
+def _normalise_iso(value: str) -> str:
+    """Spell ISO-8601 the way Python 3.10's fromisoformat accepts: `T`, 6 fraction digits
+    (Java and Go send 1-9), `+HH:MM` offsets (`Z`, `+0800` and `+08` also occur)."""
+    text = value.strip()
+    date, _, clock = text.replace(" ", "T", 1).partition("T")
+    match = _ISO_CLOCK.fullmatch(clock)
+    if not match:
+        return text
+    hours_minutes, fraction, zone = match.groups()
+    if fraction:
+        hours_minutes += "." + (fraction + "000000")[:6]
+    if zone and zone.upper() == "Z":
+        zone = "+00:00"
+    elif zone:
+        zone = f"{zone[:3]}:{zone[3:].lstrip(':') or '00'}"
+    return f"{date}T{hours_minutes}{zone or ''}"
 
 
 def _text(raw: dict[str, Any], key: str) -> str:
