@@ -7,12 +7,10 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DeliveryError, FlinkAlertsError
-from .events import Alert, Batch, FlinkEvent, Target
+from .events import Target
 from .settings import Settings, load_settings
 
 
@@ -90,8 +88,11 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     from .checkpoint import open_store
 
     open_store(settings.checkpoint, region=settings.region, credentials=lambda: None)
+    from .channels import preview
+
+    renderer = _renderer(settings)
     for receiver in settings.receivers:
-        _messages(settings, receiver.name, sample_events())
+        preview(receiver, renderer, _sample_batch(settings, receiver.name, None, test=False))
     print(f"ok: {len(settings.targets)} targets, {len(settings.receivers)} receivers")
     return 0
 
@@ -117,25 +118,26 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
-    events = load_events_file(args.events) if args.events else sample_events()
-    for message in _messages(settings, args.receiver, events):
-        print(message.preview())
+    from .channels import preview
+
+    batch = _sample_batch(settings, args.receiver, args.events, test=False)
+    for text in preview(settings.receiver(args.receiver), _renderer(settings), batch):
+        print(text)
     return 0
 
 
 def cmd_test_send(settings: Settings, args: argparse.Namespace) -> int:
-    messages = _messages(settings, args.receiver, sample_events()[:1], test=True)
-    channel = _channel(settings, args.receiver)
-    for message in messages:
-        try:
-            answer = channel.send(message)
-        except DeliveryError as exc:
-            kind = "retryable" if exc.retryable else "permanent"
-            print(
-                f"flink-alerts: test-send to {args.receiver} failed ({kind}): {exc}",
-                file=sys.stderr,
-            )
-            return 1
+    from .channels import deliver
+
+    batch = _sample_batch(settings, args.receiver, None, test=True, limit=1)
+    receiver = settings.receiver(args.receiver)
+    try:
+        answers = deliver(receiver, _renderer(settings), batch, settings.delivery.timeout_s)
+    except DeliveryError as exc:
+        kind = "retryable" if exc.retryable else "permanent"
+        print(f"flink-alerts: test-send to {args.receiver} failed ({kind}): {exc}", file=sys.stderr)
+        return 1
+    for answer in answers:
         print(f"{args.receiver}: {answer}")
     return 0
 
@@ -165,47 +167,22 @@ def _target(name: str) -> Target:
     return Target(workspace, namespace)
 
 
-def _channel(settings: Settings, name: str) -> Any:
-    from .channels import make_channel
+def _renderer(settings: Settings) -> Any:
     from .render import Renderer
 
-    renderer = Renderer(settings.templates_dir, settings.timezone)
-    return make_channel(settings.receiver(name), renderer, settings.delivery.timeout_s)
+    return Renderer(settings.templates_dir, settings.timezone)
 
 
-def _messages(
-    settings: Settings, receiver: str, events: list[FlinkEvent], test: bool = False
-) -> list:
-    from .rules import severity
+def _sample_batch(
+    settings: Settings, receiver: str, events: str | None, *, test: bool, limit: int | None = None
+) -> Any:
+    """Alerts from an events file (a list or a GetEvents page) or the built-in samples."""
+    from .render import load_sample_events, sample_batch
 
-    channel = _channel(settings, receiver)
-    target = Target(events[0].workspace, events[0].namespace) if events else Target("-", "-")
-    alerts = tuple(Alert(event, severity=severity(event)) for event in events)
-    return channel.build(Batch(receiver, target, alerts, test=test))
-
-
-def sample_events() -> list[FlinkEvent]:
-    text = resources.files("flink_alerts").joinpath("samples/sample_events.json").read_text("utf-8")
-    return _parse_events(json.loads(text), "built-in samples")
-
-
-def load_events_file(path: str) -> list[FlinkEvent]:
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError("--events", f"cannot read {path}: {exc}") from None
-    return _parse_events(document, path)
-
-
-def _parse_events(document: Any, where: str) -> list[FlinkEvent]:
-    from .sources import _raw_events
-
-    raws = (
-        document
-        if isinstance(document, list) and document and "eventId" in document[0]
-        else _raw_events(document)
+    raws = load_sample_events(events)[:limit]
+    return sample_batch(
+        receiver, raws, console_url=settings.console_url, region=settings.region, test=test
     )
-    return [FlinkEvent.from_api(raw) for raw in raws]
 
 
 if __name__ == "__main__":
