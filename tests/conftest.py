@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from flink_alerts.events import Target
 from flink_alerts.flink.client import FlinkClient
-
 from tests.servers.flink_server import FlinkServer
 
 # -- Flink OpenAPI ------------------------------------------------------------------------

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+
 from flink_alerts.credentials import Credentials
 from flink_alerts.errors import ApiError, EventParseError, MalformedResponseError
 from flink_alerts.events import FlinkEvent, Target
 from flink_alerts.flink import signer
 from flink_alerts.flink.client import FetchResult, FlinkClient
-
 from tests.servers.flink_server import FORMATS, FlinkServer
 
 BASE = datetime(2024, 3, 1, 8, 0, tzinfo=timezone.utc)

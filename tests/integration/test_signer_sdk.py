@@ -14,6 +14,7 @@ from alibabacloud_tea_openapi import models as open_api_models
 from alibabacloud_tea_util.models import RuntimeOptions
 from alibabacloud_ververica20220718 import models as sdk_models
 from alibabacloud_ververica20220718.client import Client
+
 from flink_alerts.credentials import Credentials
 from flink_alerts.flink import signer
 

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from ..credentials import Credentials
 from ..errors import ApiError, EventParseError, MalformedResponseError
@@ -98,7 +99,7 @@ class FlinkClient:
         self.timeout_s = timeout_s
         self.max_attempts = max(1, max_attempts)
         self.deadline = deadline
-        self._session = session or requests.Session()
+        self._session = session or _new_session()
         self._sleep = sleep
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
@@ -161,7 +162,17 @@ class FlinkClient:
             self._fetch(target, dep, floor, page_size, max_pages, order_hint, below_floor)
             for dep in _deployments(target)
         ]
-        return _merge(results)
+        merged = _merge(results)
+        log.debug(
+            "GetEvents %s: %d events since %s in %d requests (order %s, complete %s)",
+            target.name,
+            len(merged.events),
+            floor.isoformat() if floor else "the beginning",
+            merged.requests,
+            merged.order or "unknown",
+            merged.complete,
+        )
+        return merged
 
     def fetch_latest(
         self, target: Target, page_size: int = 100, order_hint: str | None = None
@@ -444,6 +455,15 @@ class FlinkClient:
             if secret:
                 text = text.replace(secret, "***")
         return _SIGNATURE.sub("Signature=***", text)
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    # Targets are fetched concurrently; the default pool (10) would drop connections.
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 def _deployments(target: Target) -> tuple[str | None, ...]:
