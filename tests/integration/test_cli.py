@@ -1,0 +1,81 @@
+"""The CLI commands other than `run`, against local servers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flink_alerts.cli import main
+from tests.servers.receiver import ReceiverServer
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch, flink_server):
+    creds = flink_server.credentials
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", creds.access_key_id)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", creds.access_key_secret)
+    receiver = ReceiverServer().__enter__()
+    monkeypatch.setenv("HOOK_URL", receiver.url + "?token=hook-secret-token")
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"endpoint: {flink_server.url}\n"
+        f"targets: [{{workspace: {flink_server.workspace}, namespace: {flink_server.namespace}}}]\n"
+        "receivers:\n"
+        "  - {name: hook, type: webhook, url: '${HOOK_URL}'}\n"
+        "  - {name: screen, type: console}\n"
+    )
+    yield path, receiver
+    receiver.__exit__()
+
+
+def test_events_prints_json_lines_newest_first(config, capsys, flink_server):
+    flink_server.generate(30, deployment_ids=["dep-a", "dep-b"])
+    target = f"{flink_server.workspace}/{flink_server.namespace}"
+    assert main(["events", "--config", str(config[0]), "--target", target, "--limit", "5"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    newest = sorted(flink_server.events, key=lambda e: e["createdAt"], reverse=True)[:5]
+    assert [line["eventId"] for line in lines] == [e["eventId"] for e in newest]
+    assert set(lines[0]) >= {"eventName", "createdAt", "deploymentId", "message"}
+    assert (
+        main(["events", "--config", str(config[0]), "--target", target, "--deployment", "dep-b"])
+        == 0
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and {line["deploymentId"] for line in lines} == {"dep-b"}
+
+
+def test_events_reports_api_errors_in_one_line(config, capsys, flink_server):
+    flink_server.denied_actions.add("GetEvents")
+    target = f"{flink_server.workspace}/{flink_server.namespace}"
+    assert main(["events", "--config", str(config[0]), "--target", target]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "stream:GetEvents" in err
+
+
+def test_render_prints_the_exact_payload_without_sending(config, capsys):
+    path, receiver = config
+    assert main(["render", "--config", str(path), "--receiver", "hook"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["alerts"] and body["test"] is False
+    assert receiver.attempts == 0
+
+
+def test_test_send_reports_the_answer_and_masks_the_url(config, capsys):
+    path, receiver = config
+    assert main(["test-send", "--config", str(path), "--receiver", "hook"]) == 0
+    assert "hook:" in capsys.readouterr().out
+    (body,) = receiver.bodies
+    assert body["test"] is True and len(body["alerts"]) == 1
+    receiver.status = 503
+    assert main(["test-send", "--config", str(path), "--receiver", "hook"]) == 1
+    err = capsys.readouterr().err
+    assert "retryable" in err and "hook-secret-token" not in err
+
+
+def test_check_and_unknown_receiver(config, capsys):
+    path, _ = config
+    assert main(["check", "--config", str(path)]) == 0
+    assert "2 receivers" in capsys.readouterr().out
+    assert main(["render", "--config", str(path), "--receiver", "nobody"]) == 2
+    assert "no receiver named 'nobody'" in capsys.readouterr().err
