@@ -10,11 +10,11 @@ from typing import Any
 
 import oss2
 import pytest
+
 from flink_alerts.checkpoint.backend import Stored
 from flink_alerts.checkpoint.oss import OssBackend
 from flink_alerts.credentials import Credentials
 from flink_alerts.errors import CheckpointError
-
 from tests.servers.oss_server import OssTestServer
 
 SECRET = "oss-secret-DO-NOT-PRINT"

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flink_alerts.cli import main
 
+from flink_alerts.cli import main
 from tests.servers.flink_server import FlinkServer
 from tests.servers.receiver import ReceiverServer
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import tablestore
+
 from flink_alerts.checkpoint.backend import Stored
 from flink_alerts.checkpoint.tablestore import TablestoreBackend
 from flink_alerts.credentials import Credentials
 from flink_alerts.errors import CheckpointError
-
 from tests.servers.tablestore_server import TablestoreTestServer
 
 INSTANCE = "test-instance"

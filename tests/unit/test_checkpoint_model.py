@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
 from flink_alerts.checkpoint.model import Checkpoint, RetryPolicy
 from flink_alerts.errors import CheckpointError
 from flink_alerts.events import Alert, FlinkEvent

@@ -1,6 +1,7 @@
 from datetime import datetime, timezone
 
 import pytest
+
 from flink_alerts import rules
 from flink_alerts.events import FlinkEvent
 

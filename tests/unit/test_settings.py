@@ -1,6 +1,7 @@
 import textwrap
 
 import pytest
+
 from flink_alerts.errors import ConfigError
 from flink_alerts.settings import load_settings, parse_duration, parse_rate
 

@@ -7,6 +7,7 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
 from flink_alerts.checkpoint.file import FileBackend
 from flink_alerts.checkpoint.store import CheckpointStore
 from flink_alerts.errors import CheckpointError, LeaseHeldError, LeaseLostError
