@@ -11,9 +11,10 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from flink_alerts.channels import make_channel, preview
+from flink_alerts.channels.base import fit_alerts
 from flink_alerts.channels.dingtalk import sign as dingtalk_sign
 from flink_alerts.channels.feishu import sign as feishu_sign
-from flink_alerts.channels.http import fit_alerts, json_body, mask_url, scrub, url_secrets
+from flink_alerts.channels.http import json_body, mask_url, scrub, url_secrets
 from flink_alerts.channels.slack import pack_sections
 from flink_alerts.errors import ConfigError
 from flink_alerts.events import Alert, Batch, FlinkEvent, Target

@@ -28,6 +28,9 @@ class ScriptedChannel(Channel):
     def build(self, batch: Batch) -> list[Message]:
         return [Message(batch.receiver, {}, (alert.key,)) for alert in batch.alerts]
 
+    def payload(self, context: dict) -> dict:
+        return {}
+
     def send(self, message: Message) -> str:
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if outcome:

@@ -1,19 +1,24 @@
-"""What every channel implements: build messages within its limits, send one, classify failures.
+"""What every channel implements: render a batch into a payload within its limits, send one
+message, classify failures.
 
 Channels never retry: `send` raises DeliveryError(retryable=..., retry_after=...) and the shared
-outbox (delivery.py) decides when to try again, like Alertmanager's notifiers.
+outbox (delivery.py) decides when to try again, like Alertmanager's notifiers. The fitting of a
+batch into the receiver's limits ("… and N more events") lives here, once.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
     from ..events import Batch
     from ..render import Renderer
+
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,11 @@ class Channel(ABC):
     type: ClassVar[str]
     # Default (messages, per seconds) the receiver accepts; None when unbounded.
     default_rate: ClassVar[tuple[int, float] | None] = None
+    template: ClassVar[str]  # the default template, shipped in flink_alerts/templates
+    # Blocks that a receiver's own template without blocks supplies (its whole text).
+    main_blocks: ClassVar[tuple[str, ...]] = ()
+    max_alerts: ClassVar[int] = 1_000  # shown in one message; the rest are counted
+    max_message_chars: ClassVar[int] = 4_000  # of each event's message
 
     def __init__(self, config: Any, renderer: Renderer, timeout_s: float = 10.0) -> None:
         self.config = config
@@ -45,10 +55,85 @@ class Channel(ABC):
     def name(self) -> str:
         return self.config.name
 
-    @abstractmethod
+    @property
+    def label(self) -> str:
+        return f"{self.config.type} receiver {self.name!r}"
+
     def build(self, batch: Batch) -> list[Message]:
-        """Render the batch into messages that the receiver will accept (size limits applied)."""
+        """One message showing as many alerts as the receiver accepts; all are acknowledged."""
+        payload = fitted(
+            self.renderer, batch, self.payload, self.fits, self.max_alerts, self.max_message_chars
+        )
+        if not self.fits(payload):
+            payload = self.cut(payload)
+        return [Message(self.name, payload, tuple(alert.key for alert in batch.alerts))]
+
+    def part(self, context: dict[str, Any], block: str | None = None, escape: str = "none") -> str:
+        """A block of the receiver's template (or of the default one)."""
+        return self.renderer.render_part(
+            context,
+            escape=escape,
+            default=self.template,
+            template=self.config.template,
+            block=block,
+            main=block is None or block in self.main_blocks,
+        )
+
+    @abstractmethod
+    def payload(self, context: dict[str, Any]) -> Any:
+        """The request body for one rendering context (see Renderer.context_for)."""
+
+    def fits(self, payload: Any) -> bool:
+        """Whether the receiver accepts a payload this big."""
+        return True
+
+    def cut(self, payload: Any) -> Any:
+        """Last resort when even the summary does not fit (a huge custom template)."""
+        return payload
 
     @abstractmethod
     def send(self, message: Message) -> str:
         """Deliver one message; return the receiver's answer or raise DeliveryError."""
+
+
+def fit_alerts(count: int, build: Callable[[int], P], fits: Callable[[P], bool]) -> tuple[P, int]:
+    """The payload showing the most alerts (of `count`) that still fits; binary search.
+
+    Returns (payload, shown). When not even zero alerts fit, returns build(0) and 0: the caller
+    must then cut its text to size.
+    """
+    payload = build(count)
+    if fits(payload):
+        return payload, count
+    low, high = 0, count - 1  # invariant: the answer is in [low, high]
+    best = None
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = build(middle)
+        if fits(candidate):
+            best, low = (candidate, middle), middle + 1
+        else:
+            high = middle - 1
+    return best if best is not None else (build(0), 0)
+
+
+def fitted(
+    renderer: Renderer,
+    batch: Batch,
+    make_payload: Callable[[dict[str, Any]], P],
+    fits: Callable[[P], bool],
+    max_alerts: int,
+    max_message_chars: int,
+) -> P:
+    """Render the batch showing as many alerts as fit.
+
+    Each event's message is first cut to `max_message_chars`; alerts that do not fit are counted
+    in `omitted` ("… and N more events").
+    """
+    from ..render import with_alerts
+
+    def build(shown: int) -> P:
+        shown_batch = with_alerts(batch, shown)
+        return make_payload(renderer.context_for(shown_batch, max_message_chars=max_message_chars))
+
+    return fit_alerts(min(len(batch.alerts), max_alerts), build, fits)[0]

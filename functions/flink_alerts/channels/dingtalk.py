@@ -9,13 +9,11 @@ import time
 from typing import Any
 from urllib.parse import quote_plus
 
-from ..errors import DeliveryError
-from ..events import Batch
 from ..render import clip_bytes
 from .base import Channel, Message
 from .http import (
+    answer_code,
     check_status,
-    fitted,
     json_body,
     mask_url,
     post,
@@ -24,12 +22,9 @@ from .http import (
     url_secrets,
 )
 
-TEMPLATE = "dingtalk.md.j2"
 MAX_BODY_BYTES = 20_000
 # Room kept for what DingTalk may count differently from us (e.g. its own escaping).
 SAFETY_BYTES = 500
-MAX_ALERTS = 50
-MAX_MESSAGE_CHARS = 1_500
 THROTTLED = 130101  # sending too fast: DingTalk blocks the robot for ~10 minutes
 THROTTLE_WAIT_S = 60.0
 # Every other non-zero errcode (310000 keyword/sign/IP mismatch, 300001/300005 bad token, ...)
@@ -48,19 +43,10 @@ def sign(secret: str, timestamp_ms: int) -> str:
 class DingTalkChannel(Channel):
     type = "dingtalk"
     default_rate = (20, 60.0)
-
-    def build(self, batch: Batch) -> list[Message]:
-        payload, fits = fitted(
-            self.renderer,
-            batch,
-            self._payload,
-            self._fits,
-            max_alerts=MAX_ALERTS,
-            max_message_chars=MAX_MESSAGE_CHARS,
-        )
-        if not fits:
-            payload = self._cut(payload)
-        return [Message(self.name, payload, tuple(alert.key for alert in batch.alerts))]
+    template = "dingtalk.md.j2"
+    main_blocks = ("text", "plain")
+    max_alerts = 50
+    max_message_chars = 1_500
 
     def send(self, message: Message) -> str:
         url = self._signed_url()
@@ -78,27 +64,13 @@ class DingTalkChannel(Channel):
 
     # -- building --
 
-    @property
-    def label(self) -> str:
-        return f"dingtalk receiver {self.name!r}"
-
-    def _part(self, context: dict[str, Any], block: str, escape: str = "markdown") -> str:
-        return self.renderer.render_part(
-            context,
-            escape=escape,
-            default=TEMPLATE,
-            template=self.config.template,
-            block=block,
-            main=block in ("text", "plain"),
-        )
-
-    def _payload(self, context: dict[str, Any]) -> dict[str, Any]:
+    def payload(self, context: dict[str, Any]) -> dict[str, Any]:
         msgtype = self.config.msgtype
-        title = self._part(context, "title")
+        title = self.part(context, "title", "markdown")
         if msgtype == "text":
-            text = self._with_mentions(self._part(context, "plain", escape="text"))
+            text = self._with_mentions(self.part(context, "plain", "text"))
             return {"msgtype": "text", "text": {"content": text}, "at": self._at()}
-        text = self._part(context, "text")
+        text = self.part(context, "text", "markdown")
         url = next((a["console_url"] for a in context["alerts"] if a["console_url"]), "")
         if msgtype == "actionCard" and url:
             card = {"title": title, "text": text, "singleTitle": "Open in console"}
@@ -120,12 +92,10 @@ class DingTalkChannel(Channel):
         missing = [f"@{name}" for name in names if f"@{name}" not in text]
         return f"{text}\n\n{' '.join(missing)}" if missing else text
 
-    @staticmethod
-    def _fits(payload: dict[str, Any]) -> bool:
+    def fits(self, payload: dict[str, Any]) -> bool:
         return len(json_body(payload)) <= MAX_BODY_BYTES - SAFETY_BYTES
 
-    def _cut(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Last resort for a huge custom template: cut the text to the byte budget."""
+    def cut(self, payload: dict[str, Any]) -> dict[str, Any]:
         body = payload.get("markdown") or payload.get("actionCard") or payload["text"]
         field = "content" if "content" in body else "text"
         excess = len(json_body(payload)) - (MAX_BODY_BYTES - SAFETY_BYTES)
@@ -152,18 +122,16 @@ class DingTalkChannel(Channel):
         return f"{url}{separator}timestamp={timestamp}&sign={signature}"
 
     def _check_answer(self, data: dict[str, Any]) -> str:
-        code = _int(data.get("errcode", 0))
-        text = scrub(str(data.get("errmsg", ""))[:200], self._secrets())
-        if code == 0:
-            return text or "ok"
-        where = f"{self.label} {mask_url(self.config.webhook.get_secret_value())}"
-        message = f"{where}: errcode {code} {text}".rstrip()
-        if code == THROTTLED:
-            raise DeliveryError(message, retryable=True, retry_after=THROTTLE_WAIT_S)
-        if code in TRANSIENT:
-            raise DeliveryError(message, retryable=True)
-        hint = _HINTS.get(code, "")
-        raise DeliveryError(f"{message}{hint}", retryable=False)
+        return answer_code(
+            data.get("errcode", 0),
+            scrub(str(data.get("errmsg", ""))[:200], self._secrets()),
+            field="errcode",
+            where=f"{self.label} {mask_url(self.config.webhook.get_secret_value())}",
+            throttled={THROTTLED},
+            transient=TRANSIENT,
+            hints=_HINTS,
+            retry_after=THROTTLE_WAIT_S,
+        )
 
 
 _HINTS = {
@@ -171,13 +139,6 @@ _HINTS = {
     300001: " (the access_token in the webhook URL is wrong or the robot was removed)",
     300005: " (the access_token in the webhook URL is wrong or the robot was removed)",
 }
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -2  # not a number: treat as an unknown (permanent) error
 
 
 CHANNEL = DingTalkChannel

@@ -11,13 +11,9 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from ..errors import DeliveryError
-from ..events import Batch
-from ..render import clip, with_alerts
+from ..render import clip
 from .base import Channel, Message
 
-TEMPLATE = "email.html.j2"
-MAX_ALERTS = 200  # beyond this the email summarises ("… and N more events")
-MAX_MESSAGE_CHARS = 20_000
 MAX_SUBJECT_CHARS = 200
 
 
@@ -34,17 +30,10 @@ class AlertEmail(EmailMessage):
 
 class EmailChannel(Channel):
     type = "email"
-
-    @property
-    def label(self) -> str:
-        return f"email receiver {self.name!r}"
-
-    def build(self, batch: Batch) -> list[Message]:
-        shown = min(len(batch.alerts), MAX_ALERTS)
-        context = self.renderer.context_for(
-            with_alerts(batch, shown), max_message_chars=MAX_MESSAGE_CHARS
-        )
-        return [Message(self.name, self._email(context), tuple(a.key for a in batch.alerts))]
+    template = "email.html.j2"
+    main_blocks = ("html",)
+    max_alerts = 200  # beyond this the email summarises ("… and N more events")
+    max_message_chars = 20_000
 
     def send(self, message: Message) -> str:
         where = f"{self.label} smtp://{self.config.host}:{self.config.port}"
@@ -100,8 +89,8 @@ class EmailChannel(Channel):
             raise
         return smtp
 
-    def _email(self, context: dict[str, Any]) -> AlertEmail:
-        subject = " ".join(self._part(context, "subject", "none").split())
+    def payload(self, context: dict[str, Any]) -> AlertEmail:
+        subject = " ".join(self.part(context, "subject").split())
         msg = AlertEmail()
         msg["Subject"] = clip(subject, MAX_SUBJECT_CHARS)
         msg["From"] = self.config.sender
@@ -110,19 +99,9 @@ class EmailChannel(Channel):
             msg["Cc"] = ", ".join(self.config.cc)
         msg["Date"] = format_datetime(context["run_time"])
         msg["Message-ID"] = make_msgid("flink-alerts", domain=_domain(self.config.sender))
-        msg.set_content(self._part(context, "text", "none") + "\n")
-        msg.add_alternative(self._part(context, "html", "html") + "\n", subtype="html")
+        msg.set_content(self.part(context, "text") + "\n")
+        msg.add_alternative(self.part(context, "html", "html") + "\n", subtype="html")
         return msg
-
-    def _part(self, context: dict[str, Any], block: str, escape: str) -> str:
-        return self.renderer.render_part(
-            context,
-            escape=escape,
-            default=TEMPLATE,
-            template=self.config.template,
-            block=block,
-            main=block == "html",
-        )
 
 
 def _domain(sender: str) -> str:

@@ -8,13 +8,11 @@ import hmac
 import time
 from typing import Any
 
-from ..errors import DeliveryError
-from ..events import Batch
 from ..render import clip, clip_bytes
 from .base import Channel, Message
 from .http import (
+    answer_code,
     check_status,
-    fitted,
     json_body,
     mask_url,
     post,
@@ -23,11 +21,8 @@ from .http import (
     url_secrets,
 )
 
-TEMPLATE = "feishu.md.j2"
 MAX_BODY_BYTES = 20_000
 SAFETY_BYTES = 500
-MAX_ALERTS = 50
-MAX_MESSAGE_CHARS = 1_500
 MAX_TITLE_CHARS = 100
 # Frequency limited: come back later. Everything else (19021 bad signature, 19022 IP not allowed,
 # 19024 keyword mismatch, 19001 bad parameters, 19002 bad body...) will not fix itself.
@@ -50,26 +45,10 @@ def sign(secret: str, timestamp_s: int) -> str:
 class FeishuChannel(Channel):
     type = "feishu"
     default_rate = (100, 60.0)
-
-    @property
-    def label(self) -> str:
-        return f"{self.config.type} receiver {self.name!r}"
-
-    def build(self, batch: Batch) -> list[Message]:
-        payload, fits = fitted(
-            self.renderer,
-            batch,
-            self._payload,
-            self._fits,
-            max_alerts=MAX_ALERTS,
-            max_message_chars=MAX_MESSAGE_CHARS,
-        )
-        if not fits:
-            text = payload["card"]["elements"][0]["text"]
-            excess = len(json_body(payload)) - (MAX_BODY_BYTES - SAFETY_BYTES)
-            limit = max(len(text["content"].encode()) - 2 * excess - 64, 0)
-            text["content"] = clip_bytes(text["content"], limit)
-        return [Message(self.name, payload, tuple(alert.key for alert in batch.alerts))]
+    template = "feishu.md.j2"
+    main_blocks = ("body",)
+    max_alerts = 50
+    max_message_chars = 1_500
 
     def send(self, message: Message) -> str:
         url = self.config.webhook.get_secret_value()
@@ -79,19 +58,9 @@ class FeishuChannel(Channel):
         check_status(response, channel=self.label, url=url, secrets=secrets)
         return self._check_answer(response_json(response, channel=self.label, url=url))
 
-    def _part(self, context: dict[str, Any], block: str, escape: str) -> str:
-        return self.renderer.render_part(
-            context,
-            escape=escape,
-            default=TEMPLATE,
-            template=self.config.template,
-            block=block,
-            main=block == "body",
-        )
-
-    def _payload(self, context: dict[str, Any]) -> dict[str, Any]:
-        title = " ".join(self._part(context, "title", "none").split())
-        body = self._part(context, "body", "markdown")
+    def payload(self, context: dict[str, Any]) -> dict[str, Any]:
+        title = " ".join(self.part(context, "title").split())
+        body = self.part(context, "body", "markdown")
         color = "green" if context["status"] == "resolved" else "red"
         card = {
             "config": {"wide_screen_mode": True},
@@ -103,9 +72,16 @@ class FeishuChannel(Channel):
         }
         return {"msg_type": "interactive", "card": card}
 
-    @staticmethod
-    def _fits(payload: dict[str, Any]) -> bool:
+    def fits(self, payload: dict[str, Any]) -> bool:
         return len(json_body(payload)) <= MAX_BODY_BYTES - SAFETY_BYTES
+
+    def cut(self, payload: dict[str, Any]) -> dict[str, Any]:
+        text = payload["card"]["elements"][0]["text"]
+        excess = len(json_body(payload)) - (MAX_BODY_BYTES - SAFETY_BYTES)
+        # JSON escaping can make the text bigger in the body than in UTF-8: cut twice the excess.
+        limit = max(len(text["content"].encode()) - 2 * excess - 64, 0)
+        text["content"] = clip_bytes(text["content"], limit)
+        return payload
 
     def _signed(self, payload: dict[str, Any]) -> dict[str, Any]:
         if not self.config.secret:
@@ -120,17 +96,16 @@ class FeishuChannel(Channel):
 
     def _check_answer(self, data: dict[str, Any]) -> str:
         # Current API: {"code": 0, "msg": "success"}; older: {"StatusCode": 0, ...}.
-        code = data.get("code", data.get("StatusCode", 0))
-        text = scrub(str(data.get("msg") or data.get("StatusMessage") or "")[:200], self._secrets())
-        if code == 0:
-            return text or "ok"
-        where = f"{self.label} {mask_url(self.config.webhook.get_secret_value())}"
-        message = f"{where}: code {code} {text}".rstrip()
-        if code in THROTTLED:
-            raise DeliveryError(message, retryable=True, retry_after=THROTTLE_WAIT_S)
-        if code in TRANSIENT:
-            raise DeliveryError(message, retryable=True)
-        raise DeliveryError(message + _HINTS.get(code, ""), retryable=False)
+        return answer_code(
+            data.get("code", data.get("StatusCode", 0)),
+            scrub(str(data.get("msg") or data.get("StatusMessage") or "")[:200], self._secrets()),
+            field="code",
+            where=f"{self.label} {mask_url(self.config.webhook.get_secret_value())}",
+            throttled=THROTTLED,
+            transient=TRANSIENT,
+            hints=_HINTS,
+            retry_after=THROTTLE_WAIT_S,
+        )
 
 
 CHANNEL = FeishuChannel

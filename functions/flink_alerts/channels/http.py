@@ -1,4 +1,4 @@
-"""What the HTTP channels share: one POST, failure classification, secret masking, size fitting.
+"""What the HTTP channels share: one POST, failure classification, secret masking.
 
 Error messages name a receiver by scheme and host only: webhook URLs carry their token in the
 path or query, and request exceptions print the full URL, so their text is never passed on.
@@ -7,20 +7,14 @@ path or query, and request exceptions print the full URL, so their text is never
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from ..errors import DeliveryError
-from ..render import with_alerts
 
-if TYPE_CHECKING:
-    from ..events import Batch
-    from ..render import Renderer
-
-P = TypeVar("P")
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 # How much of a receiver's answer goes into an error message.
 EXCERPT_CHARS = 200
@@ -151,46 +145,29 @@ def response_json(
     return data
 
 
-def fit_alerts(count: int, build: Callable[[int], P], fits: Callable[[P], bool]) -> tuple[P, int]:
-    """The payload showing the most alerts (of `count`) that still fits; binary search.
-
-    Returns (payload, shown). When not even zero alerts fit, returns build(0) and 0: the caller
-    must then cut its text to size.
-    """
-    payload = build(count)
-    if fits(payload):
-        return payload, count
-    low, high = 0, count - 1  # invariant: the answer is in [low, high]
-    best = None
-    while low <= high:
-        middle = (low + high) // 2
-        candidate = build(middle)
-        if fits(candidate):
-            best, low = (candidate, middle), middle + 1
-        else:
-            high = middle - 1
-    return best if best is not None else (build(0), 0)
-
-
-def fitted(
-    renderer: Renderer,
-    batch: Batch,
-    make_payload: Callable[[dict[str, Any]], P],
-    fits: Callable[[P], bool],
+def answer_code(
+    code: Any,
+    text: str,
     *,
-    max_alerts: int,
-    max_message_chars: int,
-) -> tuple[P, bool]:
-    """Render the batch showing as many alerts as fit; returns (payload, whether it fits).
-
-    Each event's message is first cut to `max_message_chars`; alerts that do not fit are counted
-    in `omitted` ("… and N more events"). A False second value means even the summary alone is too
-    big (a huge custom template): the caller must cut the text itself.
-    """
-
-    def build(shown: int) -> P:
-        shown_batch = with_alerts(batch, shown)
-        return make_payload(renderer.context_for(shown_batch, max_message_chars=max_message_chars))
-
-    payload, _ = fit_alerts(min(len(batch.alerts), max_alerts), build, fits)
-    return payload, fits(payload)
+    field: str,
+    where: str,
+    throttled: set[int],
+    transient: set[int],
+    hints: dict[int, str],
+    retry_after: float,
+) -> str:
+    """Classify a robot's `errcode`/`code` (sent even with HTTP 200): 0 is success; throttling
+    and "system busy" are retryable; anything else is a configuration problem (permanent)."""
+    try:
+        number = int(code)
+    except (TypeError, ValueError):
+        number = None  # not a number: an unknown, permanent error
+    if number == 0:
+        return text or "ok"
+    message = f"{where}: {field} {code} {text}".rstrip()
+    if number in throttled:
+        raise DeliveryError(message, retryable=True, retry_after=retry_after)
+    if number in transient:
+        raise DeliveryError(message, retryable=True)
+    hint = hints.get(number, "") if number is not None else ""
+    raise DeliveryError(message + hint, retryable=False)

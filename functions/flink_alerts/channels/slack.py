@@ -5,18 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import DeliveryError
-from ..events import Batch
 from ..render import clip
 from .base import Channel, Message
-from .http import check_status, excerpt, fitted, json_body, mask_url, post, url_secrets
+from .http import check_status, excerpt, json_body, mask_url, post, url_secrets
 
-TEMPLATE = "slack.mrkdwn.j2"
 MAX_BLOCKS = 50
 MAX_HEADER_CHARS = 150
 MAX_SECTION_CHARS = 3_000
 MAX_TEXT_CHARS = 40_000
-MAX_ALERTS = 50
-MAX_MESSAGE_CHARS = 1_000
 FENCE = "```"
 
 
@@ -83,24 +79,10 @@ def _short_lines(lines: list[str], room: int) -> list[str]:
 class SlackChannel(Channel):
     type = "slack"
     default_rate = (1, 1.0)
-
-    @property
-    def label(self) -> str:
-        return f"slack receiver {self.name!r}"
-
-    def build(self, batch: Batch) -> list[Message]:
-        payload, fits = fitted(
-            self.renderer,
-            batch,
-            self._payload,
-            self._fits,
-            max_alerts=MAX_ALERTS,
-            max_message_chars=MAX_MESSAGE_CHARS,
-        )
-        if not fits:
-            cut = _section("_(cut: too long)_")
-            payload["blocks"] = payload["blocks"][: MAX_BLOCKS - 1] + [cut]
-        return [Message(self.name, payload, tuple(alert.key for alert in batch.alerts))]
+    template = "slack.mrkdwn.j2"
+    main_blocks = ("body",)
+    max_alerts = 50
+    max_message_chars = 1_000
 
     def send(self, message: Message) -> str:
         url = self.config.webhook.get_secret_value()
@@ -116,20 +98,10 @@ class SlackChannel(Channel):
             )
         return answer
 
-    def _part(self, context: dict[str, Any], block: str, escape: str) -> str:
-        return self.renderer.render_part(
-            context,
-            escape=escape,
-            default=TEMPLATE,
-            template=self.config.template,
-            block=block,
-            main=block == "body",
-        )
-
-    def _payload(self, context: dict[str, Any]) -> dict[str, Any]:
-        header = " ".join(self._part(context, "header", "none").split())
-        body = self._part(context, "body", "slack")
-        fallback = self._part(context, "fallback", "slack") or header
+    def payload(self, context: dict[str, Any]) -> dict[str, Any]:
+        header = " ".join(self.part(context, "header").split())
+        body = self.part(context, "body", "slack")
+        fallback = self.part(context, "fallback", "slack") or header
         blocks: list[dict[str, Any]] = []
         if header:
             text = {"type": "plain_text", "text": clip(header, MAX_HEADER_CHARS), "emoji": True}
@@ -137,9 +109,13 @@ class SlackChannel(Channel):
         blocks += [_section(section) for section in pack_sections(body)]
         return {"text": clip(fallback, MAX_TEXT_CHARS), "blocks": blocks}
 
-    @staticmethod
-    def _fits(payload: dict[str, Any]) -> bool:
+    def fits(self, payload: dict[str, Any]) -> bool:
         return len(payload["blocks"]) <= MAX_BLOCKS
+
+    def cut(self, payload: dict[str, Any]) -> dict[str, Any]:
+        cut = _section("_(cut: too long)_")
+        payload["blocks"] = payload["blocks"][: MAX_BLOCKS - 1] + [cut]
+        return payload
 
 
 def _section(text: str) -> dict[str, Any]:

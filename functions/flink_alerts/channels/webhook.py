@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ..errors import ConfigError
-from ..events import Batch
 from .base import Channel, Message
 from .http import check_status, json_body, post, url_secrets
-
-TEMPLATE = "webhook.json.j2"
-MAX_MESSAGE_CHARS = 20_000
 
 
 class WebhookChannel(Channel):
     type = "webhook"
+    template = "webhook.json.j2"
+    max_message_chars = 20_000
 
-    @property
-    def label(self) -> str:
-        return f"webhook receiver {self.name!r}"
-
-    def build(self, batch: Batch) -> list[Message]:
-        context = self.renderer.context_for(batch, max_message_chars=MAX_MESSAGE_CHARS)
-        text = self.renderer.render_part(
-            context, escape="json", default=TEMPLATE, template=self.config.template
-        )
+    def payload(self, context: dict[str, Any]) -> Any:
+        text = self.part(context, escape="json")
         try:
-            payload = json.loads(text)
+            return json.loads(text)
         except ValueError as exc:
-            where = self.config.template or TEMPLATE
+            where = self.config.template or self.template
             raise ConfigError(where, f"the template does not render valid JSON: {exc}") from None
-        return [Message(self.name, payload, tuple(alert.key for alert in batch.alerts))]
 
     def send(self, message: Message) -> str:
         url = self.config.url.get_secret_value()
