@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
@@ -33,8 +33,9 @@ LEASE_MARGIN_S = 30.0
 
 
 @dataclass
-class TargetResult:
-    target: str
+class Counts:
+    """What a run did, per target and in total (the summary line's numbers)."""
+
     fetched: int = 0
     new_events: int = 0
     alerts: int = 0
@@ -42,6 +43,15 @@ class TargetResult:
     failed: int = 0
     pending: int = 0
     dropped: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in (f.name for f in fields(Counts)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class TargetResult(Counts):
+    target: str = ""
     requests: int = 0
     skipped: bool = False
     error: str = ""
@@ -52,13 +62,7 @@ class TargetResult:
 class Summary:
     targets: int = 0
     api_calls: int = 0
-    fetched: int = 0
-    new_events: int = 0
-    alerts: int = 0
-    sent: int = 0
-    failed: int = 0
-    pending: int = 0
-    dropped: int = 0
+    counts: Counts = field(default_factory=Counts)
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
     duration_ms: int = 0
@@ -69,7 +73,13 @@ class Summary:
         return not self.errors
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        return {
+            "targets": data.pop("targets"),
+            "api_calls": data.pop("api_calls"),
+            **data.pop("counts"),
+            **data,
+        }
 
 
 def select_targets(settings: Settings, names: list[str] | None = None) -> list[Target]:
@@ -128,8 +138,7 @@ class Run:
             targets=len(targets), api_calls=self.source.api_calls, dry_run=self.dry_run
         )
         for result in results:
-            for name in ("fetched", "new_events", "alerts", "sent", "failed", "pending", "dropped"):
-                setattr(summary, name, getattr(summary, name) + getattr(result, name))
+            summary.counts.add(result)
             summary.skipped += result.skipped
             if result.error:
                 summary.errors.append(f"{result.target}: {result.error}")
@@ -138,7 +147,7 @@ class Run:
 
     def run_target(self, target: Target) -> TargetResult:
         started = time.monotonic()
-        result = TargetResult(target.name)
+        result = TargetResult(target=target.name)
         try:
             self._run_target(target, result)
         except LeaseHeldError as exc:
