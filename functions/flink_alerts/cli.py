@@ -30,6 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line, the traceback only when asked for
+        if args.log_level == "DEBUG":
+            raise
+        print(
+            f"flink-alerts: unexpected {type(exc).__name__}: {exc} (rerun with --log-level DEBUG)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,10 +93,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    from .checkpoint import open_store
-
-    open_store(settings.checkpoint, region=settings.region, credentials=lambda: None)
     from .channels import preview
+    from .checkpoint import parse_location
+
+    parse_location(settings.checkpoint, region=settings.region)
 
     renderer = _renderer(settings)
     for receiver in settings.receivers:

@@ -79,3 +79,19 @@ def test_check_and_unknown_receiver(config, capsys):
     assert "2 receivers" in capsys.readouterr().out
     assert main(["render", "--config", str(path), "--receiver", "nobody"]) == 2
     assert "no receiver named 'nobody'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "code"),
+    [("oss://bucket/prefix", 0), ("tablestore://instance/table", 0), ("tablestore://instance", 2)],
+)
+def test_check_validates_cloud_checkpoints_without_credentials(
+    tmp_path, capsys, monkeypatch, checkpoint, code
+):
+    for key in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"):
+        monkeypatch.delenv(key, raising=False)
+    path = tmp_path / "config.yaml"
+    path.write_text(f"checkpoint: {checkpoint}\nreceivers:\n  - {{name: c, type: console}}\n")
+    assert main(["check", "--config", str(path)]) == code
+    err = capsys.readouterr().err
+    assert ("Traceback" not in err) and (code == 0 or "checkpoint: use tablestore://" in err)
