@@ -57,6 +57,16 @@ class DeliveryStats:
     dropped: int = 0
 
 
+def due_batches(
+    target: Target, checkpoint: Checkpoint, now: datetime
+) -> list[tuple[list[OutboxEntry], Batch]]:
+    """Per receiver, its due entries folded into one batch, oldest event first."""
+    return [
+        (entries, Batch(receiver, target, tuple(e.alert for e in entries), run_time=now))
+        for receiver, entries in checkpoint.due(now).items()
+    ]
+
+
 class Deliverer:
     def __init__(self, channels: dict[str, Channel], policy: RetryPolicy, limiter: RateLimiter):
         self.channels = channels
@@ -69,20 +79,21 @@ class Deliverer:
         stats = DeliveryStats()
         for entry in checkpoint.expire(now, self.policy):
             self._log_dropped(target, [entry], "older than delivery.max_age", stats)
-        for receiver, entries in checkpoint.due(now).items():
-            self._deliver_receiver(target, checkpoint, receiver, entries, now, persist, stats)
+        for entries, batch in due_batches(target, checkpoint, now):
+            self._deliver_batch(target, checkpoint, batch, entries, now, persist, stats)
         return stats
 
-    def _deliver_receiver(
+    def _deliver_batch(
         self,
         target: Target,
         checkpoint: Checkpoint,
-        receiver: str,
+        batch: Batch,
         entries: list[OutboxEntry],
         now: datetime,
         persist: Callable[[], None],
         stats: DeliveryStats,
     ) -> None:
+        receiver = batch.receiver
         channel = self.channels.get(receiver)
         keys = tuple(entry.alert.key for entry in entries)
         if channel is None:
@@ -90,7 +101,6 @@ class Deliverer:
             self._record_failure(target, checkpoint, receiver, keys, error, now, stats)
             persist()
             return
-        batch = Batch(receiver, target, tuple(entry.alert for entry in entries), run_time=now)
         try:
             messages = channel.build(batch)
         except FlinkAlertsError as exc:  # a template error: kept until the config is fixed

@@ -21,9 +21,9 @@ from . import rules
 from .channels.base import Channel
 from .checkpoint.model import Checkpoint, RetryPolicy
 from .checkpoint.store import CheckpointStore
-from .delivery import Deliverer, DeliveryStats, RateLimiter
+from .delivery import Deliverer, DeliveryStats, RateLimiter, due_batches
 from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError
-from .events import Alert, Batch, FlinkEvent, Target
+from .events import Alert, FlinkEvent, Target
 from .flink.client import FetchResult
 from .settings import Settings, parse_duration, parse_rate
 from .sources import EventSource
@@ -245,13 +245,10 @@ class Run:
         self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult
     ) -> None:
         """--dry-run: print what would be sent; send and commit nothing."""
-        for receiver, entries in checkpoint.due(now).items():
-            channel = self.channels.get(receiver)
-            if channel is None:
-                continue
-            batch = Batch(receiver, target, tuple(e.alert for e in entries), run_time=now)
-            for message in channel.build(batch):
-                print(f"--- would send to {receiver} ({target.name}) ---", file=self.out)
+        for _, batch in due_batches(target, checkpoint, now):
+            channel = self.channels.get(batch.receiver)
+            for message in channel.build(batch) if channel else []:
+                print(f"--- would send to {batch.receiver} ({target.name}) ---", file=self.out)
                 print(message.preview(), file=self.out)
         result.pending = len(checkpoint.outbox)
 
