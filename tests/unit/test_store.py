@@ -117,3 +117,25 @@ def test_local_lease_of_a_dead_process_is_stale_at_once(tmp_path):
     )
     with pytest.raises(LeaseHeldError):  # held by a live process
         CheckpointStore(backend, owner="third", local=True).acquire(TARGET, 600, T0)
+
+
+class RacingBackend(FileBackend):
+    """Another run commits and releases between our load and our save, `races` times."""
+
+    def __init__(self, directory, races: int) -> None:
+        super().__init__(directory)
+        self.races = races
+
+    def save(self, key, body, expected_version):
+        if self.races and b'"owner": "me"' in body:
+            self.races -= 1
+            other = CheckpointStore(FileBackend(self.directory), owner="other")
+            other.save(other.acquire(TARGET, ttl_s=60, now=T0), release=True)
+        return super().save(key, body, expected_version)
+
+
+def test_a_lost_race_with_a_run_that_already_released_is_retried_once(tmp_path):
+    lease = CheckpointStore(RacingBackend(tmp_path, races=1), owner="me").acquire(TARGET, 60, T0)
+    assert lease.owner == "me"
+    with pytest.raises(LeaseHeldError, match="just now"):
+        CheckpointStore(RacingBackend(tmp_path / "b", races=2), owner="me").acquire(TARGET, 60, T0)

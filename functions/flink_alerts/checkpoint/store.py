@@ -55,21 +55,26 @@ class CheckpointStore:
     def acquire(self, target: Target, ttl_s: float, now: datetime | None = None) -> Lease:
         """Take the target's lease, or raise LeaseHeldError while another live run holds it."""
         now = now or datetime.now(timezone.utc)
+        # A lost race is looked at once more: the winner may already have released the lease.
+        for _ in range(2):
+            lease = self._try_acquire(target, now + timedelta(seconds=ttl_s), now)
+            if lease:
+                return lease
+        raise LeaseHeldError(f"{target.name}: another run took the checkpoint lease just now")
+
+    def _try_acquire(self, target: Target, expires_at: datetime, now: datetime) -> Lease | None:
         key = record_key(target)
         stored = self.backend.load(key)
         checkpoint, lease = self._parse(stored, target)
         if lease and lease["owner"] != self.owner and not self._stale(lease, now):
-            expires = datetime.fromisoformat(lease["expires_at"])
             raise LeaseHeldError(
                 f"{target.name}: another run ({lease['owner']}) holds the checkpoint lease "
-                f"until {expires.isoformat()}"
+                f"until {lease['expires_at']}"
             )
-        expires_at = now + timedelta(seconds=ttl_s)
         held = {"owner": self.owner, "expires_at": expires_at.isoformat()}
-        body = _body(checkpoint.to_dict(), held)
         expected = stored.version if stored else None
-        if not self.backend.save(key, body, expected):
-            raise LeaseHeldError(f"{target.name}: another run took the checkpoint lease just now")
+        if not self.backend.save(key, _body(checkpoint.to_dict(), held), expected):
+            return None
         version = (expected or 0) + 1
         return Lease(target, key, self.owner, expires_at, version, checkpoint, checkpoint.to_dict())
 
