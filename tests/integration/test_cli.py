@@ -95,3 +95,14 @@ def test_check_validates_cloud_checkpoints_without_credentials(
     assert main(["check", "--config", str(path)]) == code
     err = capsys.readouterr().err
     assert ("Traceback" not in err) and (code == 0 or "checkpoint: use tablestore://" in err)
+
+
+def test_no_credentials_is_a_clear_error_before_any_request(
+    config, capsys, monkeypatch, tmp_path, flink_server
+):
+    for key in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", str(tmp_path / "none"))
+    assert main(["run", "--config", str(config[0])]) == 1
+    assert "no AccessKey found" in capsys.readouterr().err
+    assert flink_server.request_count() == 0
