@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
@@ -200,7 +200,10 @@ class Run:
         if checkpoint.watermark is None:
             checkpoint.watermark = now  # an empty stream: start here, not again from scratch
         checkpoint.api_order = fetch.order or checkpoint.api_order
-        checkpoint.enqueue(route(alerts, self.settings), now)
+        routed = route(alerts, self.settings)
+        if alerts and not routed:
+            log.warning("%s: %d alerts and no receiver configured", target.name, len(alerts))
+        checkpoint.enqueue(routed, now)
         result.fetched, result.new_events, result.alerts = len(fetch.events), len(new), len(alerts)
         result.requests = fetch.requests
 
@@ -238,8 +241,7 @@ class Run:
             namespace=event.namespace,
             deployment_id=event.deployment_id,
         )
-        name = names.get(event.deployment_id, "")
-        return Alert(event, alert.severity, alert.rule, name, url, alert.extra)
+        return replace(alert, deployment_name=names.get(event.deployment_id, ""), console_url=url)
 
     def _preview(
         self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult

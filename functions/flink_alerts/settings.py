@@ -196,6 +196,16 @@ class Settings(BaseSettings):
             raise ValueError("must look like https://host[:port]")
         return value.rstrip("/") if value else value
 
+    @field_validator("console_url")
+    @classmethod
+    def _check_console_url(cls, value: str) -> str:
+        names = {"region": "r", "workspace": "w", "namespace": "n", "deployment_id": "d"}
+        try:
+            value.format(**names)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"unknown placeholder {exc} (use {{{'}, {'.join(names)}}})") from None
+        return value
+
     @field_validator("start_from")
     @classmethod
     def _check_start(cls, value: str) -> str:

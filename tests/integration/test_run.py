@@ -321,3 +321,10 @@ def test_readme_example_runs_twice_without_repeating(tmp_path, monkeypatch, caps
     assert code == 0 and first["alerts"] == 4 and first["sent"] == 1
     code, second = run(capsys, path)
     assert code == 0 and second["new_events"] == 0 and second["sent"] == 0
+
+
+def test_alerts_without_receivers_are_not_silent(tmp_path, capsys, flink_server, cloud_env):
+    flink_server.generate(7)
+    code, summary = run(capsys, write_config(tmp_path, flink_server, []))
+    assert code == 0 and summary["alerts"] == 1 and summary["pending"] == 0
+    assert "1 alerts and no receiver configured" in run.stderr

@@ -65,6 +65,7 @@ def test_env_expansion_and_defaults(monkeypatch, tmp_path):
         ("delivery: {max_backoff: soon}\n", "delivery.max_backoff", "not a duration"),
         ("endpoint: ftp://x\n", "endpoint", "https://host"),
         ("region: [\n", "config.yaml", "invalid YAML at line"),
+        ("console_url: 'https://x/{dep}'\n", "console_url", "unknown placeholder 'dep'"),
     ],
 )
 def test_errors_name_the_key(tmp_path, monkeypatch, text, path, reason):
