@@ -41,7 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flink-alerts", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="flink-alerts",
+        description="Failures of Flink jobs on Alibaba Cloud to DingTalk, Slack, email and more.",
+    )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
