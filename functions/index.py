@@ -10,10 +10,12 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-# Third-party packages built for the runtime live in ./python (see the README's deployment guide).
+# flink_alerts and its dependencies, built for the runtime, live in ./python (scripts/build-fc.sh);
+# in a checkout, the package is beside this file.
 for _path in (os.path.join(_HERE, "python"), _HERE):
     if os.path.isdir(_path) and _path not in sys.path:
         sys.path.insert(0, _path)
@@ -22,4 +24,6 @@ from flink_alerts.handler import handle  # noqa: E402
 
 
 def handler(event: Any, context: Any) -> str:
-    return json.dumps(handle(event, context, time.monotonic()), ensure_ascii=False)
+    started = time.monotonic()
+    summary = handle(event, context, started, default_config=Path(_HERE) / "config.yaml")
+    return json.dumps(summary, ensure_ascii=False)

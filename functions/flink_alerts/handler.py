@@ -16,7 +16,6 @@ from .settings import load_settings
 log = logging.getLogger("flink_alerts.handler")
 # Leave time to save the checkpoint before FC stops the function.
 DEADLINE_MARGIN_S = 10.0
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 
 
 def parse_timer_event(event: Any) -> list[str] | None:
@@ -44,9 +43,10 @@ def parse_timer_event(event: Any) -> list[str] | None:
     return targets
 
 
-def handle(event: Any, context: Any, started: float) -> dict[str, Any]:
+def handle(event: Any, context: Any, started: float, default_config: Path) -> dict[str, Any]:
+    """`default_config` (config.yaml beside index.py) is used unless FLINK_ALERTS_CONFIG is set."""
     setup_logging(os.environ.get("FLINK_ALERTS_LOG_LEVEL", "INFO"))
-    settings = load_settings(os.environ.get("FLINK_ALERTS_CONFIG") or DEFAULT_CONFIG)
+    settings = load_settings(os.environ.get("FLINK_ALERTS_CONFIG") or default_config)
     deadline = started + settings.deadline_s
     remaining = getattr(context, "get_remaining_time_in_ms", None)
     if callable(remaining):
