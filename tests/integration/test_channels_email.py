@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from flink_alerts.channels import make_channel
 from flink_alerts.errors import DeliveryError
-from flink_alerts.events import Alert, Batch, FlinkEvent, Target
+from flink_alerts.events import Batch
 from flink_alerts.render import Renderer
 from flink_alerts.settings import EmailReceiver
+from tests.factories import failure_batch
 
 USER = "alerts@example.com"
 PASSWORD = "smtp-pa55word-value"
@@ -27,23 +27,7 @@ MESSAGE = "作业失败：连接超时 <script>alert(1)</script> & more"
 
 
 def make_batch(count: int = 2) -> Batch:
-    alerts = tuple(
-        Alert(
-            event=FlinkEvent(
-                event_id=f"ev-{index}",
-                event_name="JOB_FAILED",
-                created_at=datetime(2024, 4, 30, 19, 12, tzinfo=timezone.utc),
-                workspace="ws",
-                namespace="ns",
-                deployment_id=f"dep-{index}",
-                message=MESSAGE,
-            ),
-            deployment_name=f"订单-etl-{index}",
-            console_url=f"https://console.example.com/dep-{index}",
-        )
-        for index in range(count)
-    )
-    return Batch(receiver="mail", target=Target("ws", "ns"), alerts=alerts)
+    return failure_batch([MESSAGE] * count, receiver="mail", names="订单-etl-{}")
 
 
 class Recorder:

@@ -14,7 +14,6 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from werkzeug import Request, Response
 from flink_alerts.channels import deliver, make_channel
 from flink_alerts.channels.base import Message
 from flink_alerts.errors import DeliveryError
-from flink_alerts.events import Alert, Batch, FlinkEvent, Target
+from flink_alerts.events import Batch
 from flink_alerts.render import Renderer
 from flink_alerts.settings import (
     DingTalkReceiver,
@@ -34,6 +33,7 @@ from flink_alerts.settings import (
     WebhookReceiver,
     WeComReceiver,
 )
+from tests.factories import failure_batch
 
 TOKEN = "tok3n5ecretvalue0123456789abcdef"
 SECRET = "SECa1b2c3d4e5f60718293a4b5c6d7e8f"
@@ -41,23 +41,7 @@ HOSTILE = "x [click](http://evil.example) @all\n# big\n<font color=red>r</font>"
 
 
 def make_batch(count: int = 1, message: str = "boom") -> Batch:
-    alerts = tuple(
-        Alert(
-            event=FlinkEvent(
-                event_id=f"ev-{index}",
-                event_name="JOB_FAILED",
-                created_at=datetime(2024, 4, 30, 19, 12, tzinfo=timezone.utc),
-                workspace="ws",
-                namespace="ns",
-                deployment_id=f"dep-{index}",
-                message=message,
-            ),
-            deployment_name=f"deployment-{index}",
-            console_url=f"https://console.example.com/dep-{index}",
-        )
-        for index in range(count)
-    )
-    return Batch(receiver="r", target=Target("ws", "ns"), alerts=alerts)
+    return failure_batch([message] * count)
 
 
 def long_batch(count: int) -> Batch:

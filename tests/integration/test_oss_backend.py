@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
-from typing import Any
 
 import oss2
 import pytest
@@ -15,6 +13,7 @@ from flink_alerts.checkpoint.backend import Stored
 from flink_alerts.checkpoint.oss import OssBackend
 from flink_alerts.credentials import Credentials
 from flink_alerts.errors import CheckpointError
+from tests.factories import race
 from tests.servers.oss_server import OssTestServer
 
 SECRET = "oss-secret-DO-NOT-PRINT"
@@ -282,20 +281,3 @@ def test_access_denied_is_reported_without_secrets(backend, monkeypatch):
 def test_invalid_bucket_name_is_a_checkpoint_error(server):
     with pytest.raises(CheckpointError, match="oss://Bad_Name/p"):
         OssBackend("Bad_Name", "p", server.endpoint, CREDS)
-
-
-def race(actions: list[Callable[[], Any]]) -> list[Any]:
-    """Run the actions at the same moment, one thread each; their results in order."""
-    barrier = threading.Barrier(len(actions))
-    results: list[Any] = [None] * len(actions)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = actions[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -18,6 +17,7 @@ from flink_alerts.checkpoint.backend import Stored
 from flink_alerts.checkpoint.tablestore import TablestoreBackend
 from flink_alerts.credentials import Credentials
 from flink_alerts.errors import CheckpointError
+from tests.factories import race
 from tests.servers.tablestore_server import TablestoreTestServer
 
 INSTANCE = "test-instance"
@@ -281,20 +281,3 @@ def test_module_import_is_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
-
-
-def race(actions: list[Callable[[], Any]]) -> list[Any]:
-    """Run the actions at the same moment, one thread each; their results in order."""
-    barrier = threading.Barrier(len(actions))
-    results: list[Any] = [None] * len(actions)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = actions[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 from email import message_from_bytes, policy
 
 import pytest
@@ -17,7 +16,7 @@ from flink_alerts.channels.feishu import sign as feishu_sign
 from flink_alerts.channels.http import json_body, mask_url, scrub, url_secrets
 from flink_alerts.channels.slack import pack_sections
 from flink_alerts.errors import ConfigError
-from flink_alerts.events import Alert, Batch, FlinkEvent, Target
+from flink_alerts.events import Alert, Batch
 from flink_alerts.render import Renderer, load_sample_events
 from flink_alerts.settings import (
     ConsoleReceiver,
@@ -28,6 +27,7 @@ from flink_alerts.settings import (
     WebhookReceiver,
     WeComReceiver,
 )
+from tests.factories import failure_batch
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 STACK = "\n".join(
@@ -42,23 +42,7 @@ def long_message(chars: int = 5_000) -> str:
 
 
 def make_batch(count: int, message: str = "boom", *, test: bool = False) -> Batch:
-    alerts = tuple(
-        Alert(
-            event=FlinkEvent(
-                event_id=f"ev-{index:04d}",
-                event_name="JOB_FAILED",
-                created_at=datetime(2024, 4, 30, 19, 12, index % 60, tzinfo=timezone.utc),
-                workspace="ws",
-                namespace="ns",
-                deployment_id=f"dep-{index}",
-                message=message,
-            ),
-            deployment_name=f"deployment-{index}",
-            console_url=f"https://console.example.com/ns/deployments/dep-{index}",
-        )
-        for index in range(count)
-    )
-    return Batch(receiver="r", target=Target("ws", "ns"), alerts=alerts, test=test)
+    return failure_batch([message] * count, test=test)
 
 
 RECEIVERS = {

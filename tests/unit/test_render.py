@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flink_alerts.errors import ConfigError
-from flink_alerts.events import Alert, Batch, FlinkEvent, Target
+from flink_alerts.events import Batch
 from flink_alerts.render import (
     Renderer,
     clip,
@@ -23,6 +23,7 @@ from flink_alerts.render import (
     stack_summary,
     with_alerts,
 )
+from tests.factories import failure_batch
 
 HOSTILE = (
     "boom *[click](http://evil.example/x)* ![img](http://evil.example/p.png) <b>b</b> "
@@ -34,30 +35,7 @@ HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!@]")
 
 
 def make_batch(messages: list[str], *, omitted: int = 0, test: bool = False) -> Batch:
-    alerts = tuple(
-        Alert(
-            event=FlinkEvent(
-                event_id=f"ev-{index}",
-                event_name="JOB_FAILED",
-                created_at=datetime(2024, 4, 30, 19, 12, 45, tzinfo=timezone.utc),
-                workspace="ws",
-                namespace="ns",
-                deployment_id=f"dep-{index}",
-                message=message,
-            ),
-            deployment_name=f"job-{index}",
-            console_url=f"https://console.example.com/deployments/dep-{index}",
-        )
-        for index, message in enumerate(messages)
-    )
-    return Batch(
-        receiver="r",
-        target=Target("ws", "ns"),
-        alerts=alerts,
-        omitted=omitted,
-        test=test,
-        run_time=datetime(2024, 4, 30, 19, 20, tzinfo=timezone.utc),
-    )
+    return failure_batch(messages, names="job-{}", omitted=omitted, test=test)
 
 
 @pytest.fixture
