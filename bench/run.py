@@ -82,7 +82,7 @@ def fetch_rows(order: str, step_s: float) -> list[Row]:
         quiet = (
             f"fetch, 10,000 events at {rate}, nothing new ({order})",
             f"{ms:.1f} ms",
-            f"{calls:.0f} GetEvents requests",
+            f"{calls:.0f} GetEvents request(s)",
         )
         server.generate(250, step_s=step_s)
         after = newest + timedelta(milliseconds=1)
