@@ -113,16 +113,7 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
 
     target = _target(args.target)
     source = make_source(settings, credentials=_credentials, deadline=time.monotonic() + 60)
-    if hasattr(source, "iter_events"):
-        events = source.iter_events(target, limit=args.limit, deployment_id=args.deployment)
-    else:
-        fetched = source.fetch_new(target, floor=None).events
-        events = [
-            e
-            for e in reversed(fetched)
-            if not args.deployment or e.deployment_id == args.deployment
-        ]
-        events = events[: args.limit]
+    events = source.iter_events(target, limit=args.limit, deployment_id=args.deployment)
     for event in events:
         print(json.dumps(event.to_api_json(), ensure_ascii=False))
     return 0

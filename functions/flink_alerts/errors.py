@@ -37,18 +37,14 @@ class ApiError(FlinkAlertsError):
         retryable: bool = False,
         hint: str = "",
     ) -> None:
-        parts = [message]
-        if code:
-            parts.append(f"code={code}")
-        if http_status is not None:
-            parts.append(f"http={http_status}")
-        if request_id:
-            parts.append(f"requestId={request_id}")
-        if hint:
-            parts.append(f"hint: {hint}")
-        super().__init__(
-            " ".join(parts[:1]) + (" (" + ", ".join(parts[1:]) + ")" if parts[1:] else "")
-        )
+        details = [
+            f"code={code}" if code else "",
+            f"http={http_status}" if http_status is not None else "",
+            f"requestId={request_id}" if request_id else "",
+            f"hint: {hint}" if hint else "",
+        ]
+        details = [detail for detail in details if detail]
+        super().__init__(f"{message} ({', '.join(details)})" if details else message)
         self.code = code
         self.request_id = request_id
         self.http_status = http_status

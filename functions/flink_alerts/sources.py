@@ -1,6 +1,6 @@
 """Where events come from: the Flink OpenAPI, or a file of recorded GetEvents pages (local use).
 
-Both answer the same three calls the runner makes: fetch_new, fetch_latest, list_deployments.
+Both answer the same calls: fetch_new, fetch_latest, list_deployments, iter_events.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ class EventSource(Protocol):
     ) -> FetchResult: ...
 
     def list_deployments(self, target: Target) -> dict[str, str]: ...
+
+    def iter_events(
+        self, target: Target, *, limit: int, deployment_id: str | None = None
+    ) -> list[FlinkEvent]: ...
 
 
 class ReplaySource:
@@ -71,6 +75,15 @@ class ReplaySource:
     ) -> FetchResult:
         events = self._events(target)[-page_size:]
         return FetchResult(events, "desc", True, 0, len(events), 0)
+
+    def iter_events(
+        self, target: Target, *, limit: int, deployment_id: str | None = None
+    ) -> list[FlinkEvent]:
+        """The newest `limit` events, newest first (for `flink-alerts events`)."""
+        events = [
+            e for e in self._events(target) if not deployment_id or e.deployment_id == deployment_id
+        ]
+        return events[::-1][:limit]
 
     def list_deployments(self, target: Target) -> dict[str, str]:
         document = self._document()

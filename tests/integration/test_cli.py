@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,13 @@ def test_no_credentials_is_a_clear_error_before_any_request(
     assert main(["run", "--config", str(config[0])]) == 1
     assert "no AccessKey found" in capsys.readouterr().err
     assert flink_server.request_count() == 0
+
+
+def test_events_from_a_replay_file_newest_first(capsys, monkeypatch):
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(repo)
+    target = "a1b2c3d4e5/orders-prod"
+    args = ["events", "--config", "examples/config.yaml", "--target", target, "--limit", "2"]
+    assert main([*args, "--deployment", "d-7f3a9c01"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["eventId"] for line in lines] == ["ev-0006-7f3a", "ev-0005-7f3a"]
