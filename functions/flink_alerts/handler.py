@@ -20,8 +20,8 @@ log = logging.getLogger("flink_alerts.handler")
 DEADLINE_MARGIN_S = 10.0
 
 
-def parse_timer_event(event: Any) -> list[str] | None:
-    """The target names a timer payload asks for, or None for all targets."""
+def timer_payload(event: Any) -> dict[str, Any]:
+    """The timer event's payload as a mapping ({} when there is none)."""
     if isinstance(event, (bytes, bytearray)):
         event = event.decode("utf-8") if event else "{}"
     if isinstance(event, str):
@@ -31,13 +31,18 @@ def parse_timer_event(event: Any) -> list[str] | None:
             raise ConfigError("event", "the invocation event is not JSON") from None
     payload = event.get("payload") if isinstance(event, dict) else None
     if not payload:
-        return None
+        return {}
     if isinstance(payload, str):
         try:
             payload = json.loads(payload)
         except ValueError:
             raise ConfigError("payload", 'must be JSON like {"targets": ["WS/NS"]}') from None
-    targets = payload.get("targets") if isinstance(payload, dict) else None
+    return payload if isinstance(payload, dict) else {}
+
+
+def parse_timer_event(event: Any) -> list[str] | None:
+    """The target names a timer payload asks for, or None for all targets."""
+    targets = timer_payload(event).get("targets")
     if targets is None:
         return None
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
@@ -61,6 +66,10 @@ def handle(event: Any, context: Any, started: float, default_config: Path) -> di
 
         return resolve_credentials(context)
 
+    if timer_payload(event).get("dispatch"):  # fan-out: invoke the worker once per shard
+        from .fanout import dispatch_configured
+
+        return dispatch_configured(settings, credentials).to_dict()
     run = make_run(settings, credentials=credentials, deadline=deadline)
     summary = run.run(select_targets(settings, parse_timer_event(event)))
     log.info("run done", extra={"fields": summary.to_dict()})

@@ -142,6 +142,34 @@ ReceiverConfig = Annotated[
 ]
 
 
+# --- operating the bridge: fan-out, self-monitoring, heartbeat (README "Deployment") ---------
+
+
+class FanoutConfig(_Strict):
+    """A dispatcher run (timer payload `{"dispatch": true}`) invokes the worker once per shard."""
+
+    shards: int = Field(ge=1, le=1000)
+    # The worker function; default: the function running the dispatcher ($FC_FUNCTION_NAME).
+    function: str | None = None
+    # FC 3.0 API endpoint; default https://$FC_ACCOUNT_ID.{region}.fc.aliyuncs.com.
+    endpoint: str | None = Field(None, pattern=r"^https?://[^/\s]+/?$")
+
+
+class SelfAlertsConfig(_Strict):
+    """ "bridge degraded" / "recovered" notices, sent straight to one receiver."""
+
+    receiver: str = Field(min_length=1)
+    failed_runs: int = Field(3, ge=1)  # consecutive failed runs of a target
+    parked_longer_than: Duration = 900.0  # oldest alert parked for a receiver
+
+    _duration = field_validator("parked_longer_than", mode="before")(
+        lambda value: parse_duration(value)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 def parse_rate(text: str) -> tuple[int, float]:
     """`20/min` -> (20, 60.0): at most `count` messages per `period` seconds."""
     count, _, period = text.partition("/")
@@ -183,6 +211,11 @@ class Settings(BaseSettings):
     receivers: list[ReceiverConfig] = []
     routes: list[RouteConfig] = []
     delivery: DeliveryConfig = DeliveryConfig()
+    fanout: FanoutConfig | None = None
+    self_alerts: SelfAlertsConfig | None = None
+    # A dead-man's switch called after every successful run; the URL is a secret (never logged).
+    heartbeat_url: SecretStr | None = None
+    heartbeat_method: Literal["GET", "POST"] = "GET"
 
     @field_validator("overlap_window", mode="before")
     @classmethod
@@ -232,6 +265,10 @@ class Settings(BaseSettings):
             for name in route.receivers:
                 if name not in names:
                     raise ValueError(f"routes[{index}].receivers: unknown receiver {name!r}")
+        if self.self_alerts and self.self_alerts.receiver not in names:
+            raise ValueError(
+                f"self_alerts.receiver: unknown receiver {self.self_alerts.receiver!r}"
+            )
         return self
 
     @property
