@@ -25,6 +25,7 @@ from .delivery import Deliverer, DeliveryStats, RateLimiter, due_batches
 from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError
 from .events import Alert, FlinkEvent, Target
 from .flink.client import FetchResult
+from .self_monitoring import make_after_run, oldest_parked
 from .settings import Settings, parse_duration, parse_rate
 from .sources import EventSource
 
@@ -56,6 +57,7 @@ class TargetResult(Counts):
     skipped: bool = False
     error: str = ""
     duration_ms: int = 0
+    oldest_parked: dict[str, str] = field(default_factory=dict)  # receiver -> queued at (ISO)
 
 
 @dataclass
@@ -103,6 +105,9 @@ def route(alerts: list[Alert], settings: Settings) -> list[tuple[str, Alert]]:
 
 
 class Run:
+    # Called with (target results, run ok) after a real run: self-monitoring and heartbeat.
+    after_run: Callable[[list[TargetResult], bool], None] | None = None
+
     def __init__(
         self,
         settings: Settings,
@@ -143,6 +148,8 @@ class Run:
             if result.error:
                 summary.errors.append(f"{result.target}: {result.error}")
         summary.duration_ms = int((time.monotonic() - started) * 1000)
+        if self.after_run is not None and not self.dry_run:
+            self.after_run(results, summary.ok)
         return summary
 
     def run_target(self, target: Target) -> TargetResult:
@@ -258,6 +265,7 @@ class Run:
     def _count(result: TargetResult, stats: DeliveryStats, checkpoint: Checkpoint) -> None:
         result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
         result.pending = len(checkpoint.outbox)
+        result.oldest_parked = oldest_parked(checkpoint.outbox)
 
 
 def backlog_alert(target: Target, fetch: FetchResult, max_pages: int) -> Alert:
@@ -308,15 +316,18 @@ def make_run(
         receiver.name: make_channel(receiver, renderer, settings.delivery.timeout_s)
         for receiver in settings.receivers
     }
-    return Run(
+    store = open_store(settings.checkpoint, region=settings.region, credentials=credentials)
+    run = Run(
         settings,
         source=make_source(settings, credentials=credentials, deadline=deadline),
-        store=open_store(settings.checkpoint, region=settings.region, credentials=credentials),
+        store=store,
         channels=channels,
         deadline=deadline,
         dry_run=dry_run,
         out=out,
     )
+    run.after_run = make_after_run(settings, store.backend, renderer)
+    return run
 
 
 def make_source(
