@@ -100,6 +100,9 @@ class SelfMonitor:
         for _ in range(_SAVE_ATTEMPTS):
             state, version = self._load()
             new, notices = self._decide(state, seen, now)
+            if new == state and version is not None:  # nothing to write (saves store requests)
+                _remembered[self.backend.describe()] = new
+                return notices
             if self._save(new, version):
                 _remembered[self.backend.describe()] = new
                 return notices

@@ -155,3 +155,15 @@ def test_self_alerts_must_name_a_receiver(tmp_path, capsys, flink_server, hooks)
 
     assert main(["check", "--config", str(config)]) == 2
     assert "self_alerts.receiver: unknown receiver 'pager'" in capsys.readouterr().err
+
+
+def test_healthy_runs_do_not_rewrite_the_health_record(tmp_path, capsys, flink_server, hooks):
+    team, operators = hooks
+    flink_server.generate(3)
+    config = configure(tmp_path, flink_server, team, operators)
+    backend = FileBackend(str(tmp_path / "checkpoints"))
+    versions = []
+    for _ in range(3):
+        assert run(capsys, config)[0] == 0
+        versions.append(backend.load("bridge-health").version)
+    assert versions == [1, 1, 1] and operators.attempts == 0
