@@ -30,6 +30,7 @@ BACKLOG = "EVENTS_NOT_SHOWN"
 SWEEP_EVERY = 2  # overlap windows between two sweeps
 # Oldest-first with no usable totalSize means reading forward to the end; this bounds it.
 _FORWARD_CAP = 1000
+UNREADABLE_KEPT = timedelta(days=1)
 _TICK = timedelta(microseconds=1)
 
 Fetch = Callable[[int], EventsPage]
@@ -275,10 +276,11 @@ def _remember(state: StreamState, events: list[FlinkEvent]) -> None:
 
 
 def _refresh_unreadable(state: StreamState, events: list[FlinkEvent], read_at: datetime) -> None:
-    """An unreadable event has no usable time: keep its id while reads still meet it."""
+    """An unreadable event has no usable time: keep its id for a while after reads last met it
+    (page boundaries shift, so a sweep may meet it again after one that did not)."""
     for event in events:
         if event.event_name == UNREADABLE and event.event_id in state.seen:
-            state.seen[event.event_id] = read_at
+            state.seen[event.event_id] = read_at + UNREADABLE_KEPT
 
 
 def _raise_floor(state: StreamState, floor: datetime, read_at: datetime) -> None:

@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     page_size: int = Field(100, ge=1, le=100)
     max_pages: int = Field(20, ge=1)
     timeout_s: float = Field(10.0, gt=0)
-    concurrency: int = Field(4, ge=1, le=64)
+    concurrency: int = Field(16, ge=1, le=64)
     # Upper bound of one run outside FC (in FC the function's remaining time is used).
     deadline_s: float = Field(240.0, gt=0)
     # Events this much older than the watermark are still compared by id (late or equal timestamps).

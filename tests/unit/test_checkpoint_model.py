@@ -114,7 +114,10 @@ def test_a_schema_1_checkpoint_keeps_its_boundary():
     "edit, problem",
     [
         ({"streams": {"": {"floor": "2026-11-26T08:00:00", "seen": {}}}}, "floor .* no time zone"),
-        ({"streams": {"": {"seen": {"a": "yesterday"}}}}, "seen holds .yesterday., not epoch milliseconds"),
+        (
+            {"streams": {"": {"seen": {"a": "yesterday"}}}},
+            "seen holds .yesterday., not epoch milliseconds",
+        ),
         ({"streams": {"": {}}}, "missing key 'seen'"),
     ],
 )
