@@ -177,9 +177,11 @@ class Run:
         if self.dry_run:
             self._preview(target, checkpoint, now, result)
             return
-        if not changed and not checkpoint.due(now):
+        if not checkpoint.due(now):
             result.pending = len(checkpoint.outbox)
-            return  # nothing happened: nothing to write
+            if changed:  # new events but nothing to send now: one write, no lease needed
+                self.store.commit(snapshot)
+            return
         ttl = max(self.deadline - time.monotonic(), 0) + LEASE_MARGIN_S
         lease = self.store.acquire_from(snapshot, ttl, now)  # staged: nothing can be lost now
         try:

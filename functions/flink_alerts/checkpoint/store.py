@@ -93,6 +93,14 @@ class CheckpointStore:
             body,
         )
 
+    def commit(self, snapshot: Snapshot) -> None:
+        """Save the snapshot's checkpoint without a lease, if nobody wrote since it was read."""
+        body = _body(snapshot.checkpoint.to_dict(), None)
+        if not self.backend.save(snapshot.key, body, snapshot.version):
+            raise LeaseHeldError(
+                f"{snapshot.target.name}: another run saved this target's checkpoint meanwhile"
+            )
+
     def acquire(self, target: Target, ttl_s: float, now: datetime | None = None) -> Lease:
         """Take the target's lease, or raise LeaseHeldError while another live run holds it."""
         now = now or datetime.now(timezone.utc)
