@@ -20,6 +20,7 @@ count is contradicted (more new events found than totalSize grew) or cannot be t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
@@ -55,6 +56,7 @@ class Limits:
     overlap: timedelta
     page_size: int = 100
     max_pages: int = 20
+    parallel: int = 1  # pages read at once when a walk knows it needs several
 
 
 @dataclass
@@ -80,7 +82,7 @@ def read_stream(
     clock: Callable[[], datetime],
 ) -> Reading:
     """Read one stream's new events and move `state` on (in memory; the caller saves it)."""
-    pager = _Pager(fetch, limits.page_size)
+    pager = _Pager(fetch, limits.page_size, limits.parallel)
     first = pager.page(1)
     read_at = first.server_time or clock()
     order = _learn_order(pager, first, state.order)
@@ -169,7 +171,17 @@ def _walk(
     walk = _Walk()
     found: set[str] = set()
     sweep = plan.sweep
-    for page, is_oldest in _newest_first(pager, order):
+
+    def pages_ahead(page: EventsPage) -> int:
+        """How many more pages this walk will need, as far as one can tell (for batching)."""
+        room = max_pages - walk.pages
+        if plan.expected is not None and not sweep:
+            return min(room, -(-(plan.expected - len(found)) // pager.page_size))
+        if plan.floor is None:
+            return room
+        return min(room, _pages_to_floor(page, plan.floor))
+
+    for page, is_oldest in _newest_first(pager, order, pages_ahead):
         if walk.pages == 0:
             walk.newest_total = page.total
         walk.pages += 1
@@ -192,21 +204,42 @@ def _walk(
     return walk
 
 
-def _newest_first(pager: _Pager, order: str | None) -> Iterator[tuple[EventsPage, bool]]:
-    """Pages from the newest events to the oldest, each with "is it the oldest page"."""
+def _pages_to_floor(page: EventsPage, floor: datetime) -> int:
+    """Pages between this one and the floor, guessed from the time this page spans."""
+    times = [e.created_at for e in page.events if e.event_name != UNREADABLE]
+    if len(times) < 2:
+        return 1
+    span = (max(times) - min(times)).total_seconds()
+    left = (min(times) - floor).total_seconds()
+    if span <= 0:
+        return 1
+    return max(1, -(-int(left) // int(span or 1)))
+
+
+def _newest_first(
+    pager: _Pager, order: str | None, ahead: Callable[[EventsPage], int] = lambda page: 1
+) -> Iterator[tuple[EventsPage, bool]]:
+    """Pages from the newest events to the oldest, each with "is it the oldest page".
+    `ahead(page)` says how many more pages the caller expects to need: those are read as one
+    batch, in parallel."""
     first = pager.page(1)
-    if order != "asc":
-        page = first
-        while True:
-            oldest = page.is_last(pager.page_size)
-            yield page, oldest
-            if oldest:
-                return
-            page = pager.page(page.index + 1)
-    yield from _oldest_first_backwards(pager, first)
+    if order == "asc":
+        yield from _oldest_first_backwards(pager, first, ahead)
+        return
+    page = first
+    while True:
+        oldest = page.is_last(pager.page_size)
+        yield page, oldest
+        if oldest:
+            return
+        wanted = min(ahead(page), page.last_page(pager.page_size) - page.index)
+        pager.prefetch(range(page.index + 1, page.index + 1 + wanted))
+        page = pager.page(page.index + 1)
 
 
-def _oldest_first_backwards(pager: _Pager, first: EventsPage) -> Iterator[tuple[EventsPage, bool]]:
+def _oldest_first_backwards(
+    pager: _Pager, first: EventsPage, ahead: Callable[[EventsPage], int]
+) -> Iterator[tuple[EventsPage, bool]]:
     if first.total is None:  # no usable totalSize: read forward to the end, newest last
         pages = [first]
         while not pages[-1].is_last(pager.page_size) and len(pages) < _FORWARD_CAP:
@@ -215,6 +248,8 @@ def _oldest_first_backwards(pager: _Pager, first: EventsPage) -> Iterator[tuple[
             yield page, page.index == 1
         return
     index = first.last_page(pager.page_size)
+    if index > 1:
+        del pager.cache[1]  # read again when the walk gets there: expiry shifts events into it
     page = pager.page(index) if index > 1 else first
     # Events added meanwhile may have opened a later page: start from the newest one.
     while page.total is not None and page.last_page(pager.page_size) > page.index:
@@ -223,8 +258,9 @@ def _oldest_first_backwards(pager: _Pager, first: EventsPage) -> Iterator[tuple[
         yield page, page.index <= 1
         if page.index <= 1:
             return
-        # Page 1 is read again: expiry shifts events towards it while we walk.
-        page = pager.page(page.index - 1, fresh=page.index - 1 == 1)
+        wanted = min(ahead(page), page.index - 1)
+        pager.prefetch(range(page.index - 1, page.index - 1 - wanted, -1))
+        page = pager.page(page.index - 1)
 
 
 def newest(fetch: Fetch, page_size: int, limit: int) -> list[FlinkEvent]:
@@ -248,17 +284,32 @@ def _older_than(page: EventsPage, order: str | None, page_size: int) -> int | No
 
 
 class _Pager:
-    def __init__(self, fetch: Fetch, page_size: int) -> None:
+    """Reads and counts pages. A batch is read in parallel and kept only if every page of it
+    reports the same totalSize: then no event was added or expired between them, and the batch
+    is as good as one read; otherwise its pages are read again one by one."""
+
+    def __init__(self, fetch: Fetch, page_size: int, parallel: int = 1) -> None:
         self.fetch = fetch
         self.page_size = page_size
+        self.parallel = parallel
         self.requests = 0
         self.cache: dict[int, EventsPage] = {}
 
-    def page(self, index: int, *, fresh: bool = False) -> EventsPage:
-        if fresh or index not in self.cache:
+    def page(self, index: int) -> EventsPage:
+        if index not in self.cache:
             self.requests += 1
             self.cache[index] = self.fetch(index)
         return self.cache[index]
+
+    def prefetch(self, indices: range) -> None:
+        wanted = [index for index in indices if index not in self.cache][: self.parallel]
+        if len(wanted) < 2:
+            return
+        self.requests += len(wanted)
+        with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+            pages = list(pool.map(self.fetch, wanted))
+        if len({page.total for page in pages}) == 1 and pages[0].total is not None:
+            self.cache.update(zip(wanted, pages, strict=True))
 
 
 # -- updating the state ------------------------------------------------------------------

@@ -33,6 +33,8 @@ from .sources import EventSource
 
 log = logging.getLogger("flink_alerts.run")
 LEASE_MARGIN_S = 30.0
+# Pages of one backlog read at once (beside the targets already read in parallel).
+MAX_PARALLEL_PAGES = 8
 
 
 @dataclass
@@ -128,7 +130,10 @@ class Run:
         self.clock = clock
         self.start = Start.parse(settings.start_from, parse_duration)
         self.limits = Limits(
-            timedelta(seconds=settings.overlap_window), settings.page_size, settings.max_pages
+            timedelta(seconds=settings.overlap_window),
+            settings.page_size,
+            settings.max_pages,
+            parallel=min(settings.concurrency, MAX_PARALLEL_PAGES),
         )
         self.policy = RetryPolicy(**settings.delivery.model_dump(exclude={"timeout_s"}))
         self.deliverer = Deliverer(
