@@ -65,12 +65,16 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def valid_text(text: str) -> str:
     """Text that can always be encoded: lone surrogates (a truncated emoji) become U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _text(raw: dict[str, Any], key: str) -> str:
     value = raw.get(key)
-    return "" if value is None else valid_text(str(value))
+    if value is None:
+        return ""
+    return valid_text(value if type(value) is str else str(value))
 
 
 @dataclass(frozen=True)
