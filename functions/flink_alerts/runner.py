@@ -82,8 +82,7 @@ class Summary:
         }
 
 
-def select_targets(settings: Settings, names: list[str] | None = None) -> list[Target]:
-    targets = [Target(t.workspace, t.namespace, tuple(t.deployment_ids)) for t in settings.targets]
+def select_targets(targets: list[Target], names: list[str] | None = None) -> list[Target]:
     if not names:
         return targets
     by_name = {target.name: target for target in targets}
@@ -91,6 +90,11 @@ def select_targets(settings: Settings, names: list[str] | None = None) -> list[T
     if unknown:
         raise ConfigError("targets", f"{unknown[0]!r} is not a configured WORKSPACE/NAMESPACE")
     return [by_name[name] for name in names]
+
+
+def start_from(target: Target, settings: Settings) -> str:
+    """Discovered targets start at `latest`; configured ones as configured."""
+    return target.start_from or settings.start_from
 
 
 def route(alerts: list[Alert], settings: Settings) -> list[tuple[str, Alert]]:
@@ -191,7 +195,7 @@ class Run:
         first_run = not checkpoint.started
         fetch = self._fetch(target, checkpoint, now)
         new = [event for event in fetch.events if checkpoint.is_new(event, self.overlap)]
-        quiet_start = first_run and self.settings.start_from == "latest"
+        quiet_start = first_run and start_from(target, self.settings) == "latest"
         alerts = [] if quiet_start else rules.classify(new)
         if not fetch.complete and fetch.unseen_estimate > 0:
             alerts.insert(0, backlog_alert(target, fetch, self.settings.max_pages))
@@ -211,12 +215,12 @@ class Run:
         paging = {"page_size": self.settings.page_size, "order_hint": checkpoint.api_order}
         if checkpoint.started:
             floor = checkpoint.floor(self.overlap)
-        elif self.settings.start_from == "latest":
+        elif start_from(target, self.settings) == "latest":
             return self.source.fetch_latest(target, **paging)
-        elif self.settings.start_from == "earliest":
+        elif start_from(target, self.settings) == "earliest":
             floor = None
         else:
-            floor = now - timedelta(seconds=parse_duration(self.settings.start_from))
+            floor = now - timedelta(seconds=parse_duration(start_from(target, self.settings)))
         return self.source.fetch_new(
             target, floor=floor, max_pages=self.settings.max_pages, **paging
         )
@@ -229,14 +233,15 @@ class Run:
         except ApiError as exc:  # names are a nicety; the alert matters more
             log.warning("cannot list deployments of %s: %s", target.name, exc)
             names = {}
-        return [self._enriched(alert, names) for alert in alerts]
+        region = target.region or self.settings.region
+        return [self._enriched(alert, names, region) for alert in alerts]
 
-    def _enriched(self, alert: Alert, names: dict[str, str]) -> Alert:
+    def _enriched(self, alert: Alert, names: dict[str, str], region: str) -> Alert:
         event = alert.event
         if not event.deployment_id:
             return alert
         url = self.settings.console_url.format(
-            region=self.settings.region,
+            region=region,
             workspace=event.workspace,
             namespace=event.namespace,
             deployment_id=event.deployment_id,
@@ -326,8 +331,10 @@ def make_source(
         from .sources import ReplaySource, replay_path
 
         return ReplaySource(replay_path(settings.source))
+    from .fleet.clients import Accounts, TargetClients
     from .flink.client import FlinkClient
 
-    return FlinkClient(
-        settings.api_endpoint, credentials(), timeout_s=settings.timeout_s, deadline=deadline
-    )
+    def client(endpoint: str, creds: Any) -> FlinkClient:
+        return FlinkClient(endpoint, creds, timeout_s=settings.timeout_s, deadline=deadline)
+
+    return TargetClients(settings, Accounts(settings, credentials()), client)
