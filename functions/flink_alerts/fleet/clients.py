@@ -10,12 +10,13 @@ from typing import Any
 from ..credentials import Credentials
 from ..errors import FlinkAlertsError
 from ..events import Target
+from . import sts
 from .config import DEFAULT_FLINK_ENDPOINT, endpoint_for
 from .discovery import Scope, foasconsole_endpoint
 from .foasconsole import VERSION as FOASCONSOLE_VERSION
 from .foasconsole import Foasconsole
 from .rpc import RpcClient
-from .sts import SESSIONS, RoleSessions
+from .sts import RoleSessions
 
 
 class AccountError(FlinkAlertsError):
@@ -26,10 +27,12 @@ class Accounts:
     """Credentials per account ("" = the function's own). A role that cannot be assumed is
     tried once per run; its targets all report the same error."""
 
-    def __init__(self, settings: Any, own: Credentials, sessions: RoleSessions = SESSIONS) -> None:
+    def __init__(
+        self, settings: Any, own: Credentials, sessions: RoleSessions | None = None
+    ) -> None:
         self.settings = settings
         self.own = own
-        self.sessions = sessions
+        self.sessions = sessions or sts.SESSIONS
         self.names = {a.role_arn: a.session_name for a in settings.accounts}
         self._failed: dict[str, AccountError] = {}
         self._lock = threading.Lock()

@@ -71,8 +71,11 @@ def scopes(settings: Any) -> list[Scope]:
     found = [Scope(region, top) for region in (top.regions or [settings.region])] if top else []
     for account in settings.accounts:
         if account.discover:
-            regions = account.discover.regions or account.regions or _regions(settings)
-            found += [Scope(r, account.discover, account.role_arn) for r in regions]
+            discover = account.discover
+            if discover.endpoint is None and top and top.endpoint:
+                discover = discover.model_copy(update={"endpoint": top.endpoint})
+            regions = discover.regions or account.regions or _regions(settings)
+            found += [Scope(r, discover, account.role_arn) for r in regions]
     return found
 
 

@@ -62,21 +62,35 @@ class RpcClient:
             time.sleep(random.uniform(0, self.backoff_s * 2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, method: str, action: str, query: dict[str, str]) -> dict:
+    def prepare(
+        self,
+        method: str,
+        action: str,
+        query: dict[str, str],
+        *,
+        date: str,
+        nonce: str,
+        extra: dict[str, str] | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """The URL and the signed headers of one call (pure: tests compare it with the SDK's)."""
         headers = signer.sign_request(
             method,
             self.host,
             "/",
             query,
-            {"accept": "application/json", "user-agent": USER_AGENT},
+            extra or {"accept": "application/json", "user-agent": USER_AGENT},
             b"",
             self.credentials,
             action=action,
             version=self.version,
-            date=signer.acs_date(),
-            nonce=signer.new_nonce(),
+            date=date,
+            nonce=nonce,
         )
-        url = f"{self.base}/?{urlencode(query, quote_via=quote, safe='~')}"
+        return f"{self.base}/?{urlencode(query, quote_via=quote, safe='~')}", headers
+
+    def _send(self, method: str, action: str, query: dict[str, str]) -> dict:
+        date, nonce = signer.acs_date(), signer.new_nonce()
+        url, headers = self.prepare(method, action, query, date=date, nonce=nonce)
         self.calls += 1
         try:
             response = self.session.request(
