@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +218,21 @@ def test_an_account_that_cannot_be_assumed_fails_only_its_own_targets(fleet: Fle
     assert other and other[0]["account"] == GOOD_ROLE and other[0]["region"] == "cn-shanghai"
     run(capsys, config)
     assert fleet.sts.issued.count(GOOD_ROLE) == 1  # reused until shortly before expiry
+
+
+def test_assumed_credentials_are_renewed_shortly_before_they_expire() -> None:
+    clock = [datetime.now(timezone.utc)]
+    sessions = sts.RoleSessions(clock=lambda: clock[0])
+    with StsServer(
+        **{"access_key_id": OWN.access_key_id, "access_key_secret": OWN.access_key_secret}
+    ) as server:
+        issued = server.add_role(GOOD_ROLE)
+
+        def assume() -> Credentials:
+            return sessions.credentials(OWN, GOOD_ROLE, "flink-alerts", server.url, 5.0)
+
+        assert assume() == issued
+        clock[0] += timedelta(seconds=sts.DURATION_S) - sts.RENEW_BEFORE - timedelta(seconds=5)
+        assert assume() == issued and server.issued == [GOOD_ROLE]
+        clock[0] += timedelta(seconds=10)  # within RENEW_BEFORE of the expiry
+        assert assume() == issued and server.issued == [GOOD_ROLE, GOOD_ROLE]
