@@ -133,7 +133,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     from .runner import make_source
 
-    target = _target(args.target)
+    target = _fleet_target(settings, args.target)
     source = make_source(settings, credentials=_credentials, deadline=time.monotonic() + 60)
     events = source.iter_events(target, limit=args.limit, deployment_id=args.deployment)
     for event in events:
@@ -189,6 +189,17 @@ def _target(name: str) -> Target:
     if not sep or not workspace or not namespace:
         raise ConfigError("--target", f"{name!r} must look like WORKSPACE/NAMESPACE")
     return Target(workspace, namespace)
+
+
+def _fleet_target(settings: Settings, name: str) -> Target:
+    """The target as resolved (its region and account), when the fleet knows it."""
+    from .checkpoint import open_store
+    from .fleet.resolve import resolve_fleet
+
+    wanted = _target(name)
+    store = open_store(settings.checkpoint, region=settings.region, credentials=_credentials)
+    known = resolve_fleet(settings, store, _credentials).targets
+    return next((target for target in known if target.name == wanted.name), wanted)
 
 
 def _renderer(settings: Settings) -> Any:

@@ -236,3 +236,13 @@ def test_assumed_credentials_are_renewed_shortly_before_they_expire() -> None:
         assert assume() == issued and server.issued == [GOOD_ROLE]
         clock[0] += timedelta(seconds=10)  # within RENEW_BEFORE of the expiry
         assert assume() == issued and server.issued == [GOOD_ROLE, GOOD_ROLE]
+
+
+def test_events_of_a_discovered_target_come_from_its_region(fleet: Fleet, capsys) -> None:
+    beijing = workspace_id("cn-beijing", 3)
+    when = datetime.now(timezone.utc)
+    fleet.flink["cn-beijing"].add_events([failure(beijing, "ns-2", "beijing-failure", when)])
+    code = main(["events", "--config", str(fleet.config()), "--target", f"{beijing}/ns-2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert [json.loads(line)["eventId"] for line in out.splitlines()] == ["beijing-failure"]
