@@ -179,10 +179,22 @@ def test_the_listing_is_cached_and_a_failure_keeps_it(tmp_path: Path) -> None:
         f"kept the list from {NOW.isoformat()}"
     ]
     assert console.calls == 2
-    record.backend.save(record.key, b"not json", 1)  # a damaged cache is listed again
     console.fail = False
+    damaged = [
+        b"not json",
+        b'{"scopes": {"self|cn-hangzhou|https://foasconsole.{region}.aliyuncs.com": {"listed_at": "now"}}}',
+    ]
+    for body in damaged:  # a damaged cache is listed again
+        assert record.backend.save(record.key, body, record.backend.load(record.key).version)
+        assert [t.name for t in discovery.resolve().targets] == ["f-1/prod"]
+    assert console.calls == 4
+
+
+def test_a_dry_run_lists_but_does_not_cache(tmp_path: Path) -> None:
+    record = NamedRecord(FileBackend(tmp_path), "fleet")
+    discovery = Discovery(settings(targets="auto"), record, _Console(), lambda: NOW, save=False)
     assert [t.name for t in discovery.resolve().targets] == ["f-1/prod"]
-    assert console.calls == 3
+    assert record.load() is None
 
 
 def test_named_record_update_reapplies_after_a_concurrent_save(tmp_path: Path) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
 from typing import Any
 
 from ..checkpoint.store import NamedRecord
-from ..errors import FlinkAlertsError
+from ..errors import CheckpointError, FlinkAlertsError
 from ..events import Target
 from .config import DiscoverConfig, endpoint_for
 from .foasconsole import Foasconsole
@@ -98,11 +99,15 @@ def _regions(settings: Any) -> list[str]:
     return (settings.discover.regions if settings.discover else []) or [settings.region]
 
 
-def list_region(console: Foasconsole, region: str) -> Listing:
-    """Every workspace of the region with its namespaces: 1 + (number of workspaces) calls."""
+def list_region(console: Foasconsole, region: str, concurrency: int = 4) -> Listing:
+    """Every workspace of the region with its namespaces: 1 + (number of workspaces) calls,
+    the namespaces of `concurrency` workspaces listed at a time."""
+    workspaces = console.workspaces(region)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="discover") as pool:
+        namespaces = list(pool.map(console.namespaces, workspaces))
     return [
-        {"id": ws.workspace_id, "name": ws.name, "namespaces": console.namespaces(ws)}
-        for ws in console.workspaces(region)
+        {"id": ws.workspace_id, "name": ws.name, "namespaces": names}
+        for ws, names in zip(workspaces, namespaces, strict=True)
     ]
 
 
@@ -135,6 +140,20 @@ def due(entry: dict[str, Any] | None, refresh_s: float, now: datetime) -> bool:
     return now - listed_at >= timedelta(seconds=refresh_s)
 
 
+def well_formed(entry: Any) -> bool:
+    """A cached listing as `_refresh` writes it (anything else is listed again)."""
+    try:
+        datetime.fromisoformat(entry["listed_at"])
+        return all(
+            isinstance(ws["id"], str)
+            and isinstance(ws["name"], str)
+            and all(isinstance(ns, str) for ns in ws["namespaces"])
+            for ws in entry["workspaces"]
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def merged(current: dict[str, Any] | None, fresh: dict[str, Any], keys: set[str]) -> dict:
     """The record to save: fresh listings over the stored ones, scopes no longer configured
     dropped."""
@@ -153,18 +172,25 @@ class Discovery:
         record: NamedRecord | None,
         console: Callable[[Scope], Foasconsole],
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        *,
+        save: bool = True,
     ) -> None:
+        """`save=False` (--dry-run) lists what is due but leaves the cached record alone."""
         self.settings = settings
         self.record = record
         self.console = console
         self.clock = clock
+        self.save = save
 
     def resolve(self) -> Fleet:
         fleet = Fleet.configured(self.settings)
         wanted = scopes(self.settings)
         if not wanted or self.record is None:
             return fleet
-        cached = (self.record.load() or {}).get("scopes", {})
+        stored = (self.record.load() or {}).get("scopes")
+        cached = (
+            {k: v for k, v in stored.items() if well_formed(v)} if isinstance(stored, dict) else {}
+        )
         now, fresh = self.clock(), {}
         for scope in wanted:
             entry = cached.get(scope.key)
@@ -176,16 +202,15 @@ class Discovery:
                 origin = f"discovered in {scope.describe()} at {entry['listed_at']}"
                 for target, where in discovered(scope, entry["workspaces"], origin):
                     fleet.add(target, where)
-        if fresh:
-            keys = {scope.key for scope in wanted}
-            self.record.update(lambda current: merged(current, fresh, keys))
+        if fresh and self.save:
+            _store(self.record, fresh, {scope.key for scope in wanted})
         return fleet
 
     def _refresh(
         self, scope: Scope, entry: dict[str, Any] | None, now: datetime, fleet: Fleet
     ) -> dict[str, Any] | None:
         try:
-            listing = list_region(self.console(scope), scope.region)
+            listing = list_region(self.console(scope), scope.region, self.settings.concurrency)
         except FlinkAlertsError as exc:
             kept = f"kept the list from {entry['listed_at']}" if entry else "no list known yet"
             problem = f"discovery in {scope.describe()} failed: {exc}; {kept}"
@@ -194,6 +219,17 @@ class Discovery:
             return None
         log.info("discovered %s: %d workspaces", scope.describe(), len(listing))
         return {"listed_at": now.isoformat(), "workspaces": listing}
+
+
+def _store(record: NamedRecord, fresh: dict[str, Any], keys: set[str]) -> None:
+    """Best effort: a listing that cannot be cached is listed again next run."""
+    try:
+        saved = record.update(lambda current: merged(current, fresh, keys))
+    except CheckpointError as exc:
+        saved = False
+        log.warning("cannot cache the discovered fleet: %s", exc)
+    if not saved:
+        log.warning("the discovered fleet was not cached; the next run lists it again")
 
 
 def foasconsole_endpoint(scope: Scope) -> str:

@@ -15,6 +15,8 @@ def resolve_fleet(
     store: CheckpointStore | None,
     credentials: Callable[[], Any],
     accounts: Accounts | None = None,
+    *,
+    save: bool = True,
 ) -> Fleet:
     """Configured targets, plus discovered ones when `discover`/`accounts` ask for them.
     `credentials` is called only when something must be discovered."""
@@ -22,7 +24,7 @@ def resolve_fleet(
         return Fleet.configured(settings)
     accounts = accounts or Accounts(settings, credentials())
     record = NamedRecord(store.backend, RECORD_NAME)
-    return Discovery(settings, record, accounts.foasconsole).resolve()
+    return Discovery(settings, record, accounts.foasconsole, save=save).resolve()
 
 
 def run_fleet(run: Any, credentials: Callable[[], Any], names: list[str] | None) -> Any:
@@ -31,7 +33,7 @@ def run_fleet(run: Any, credentials: Callable[[], Any], names: list[str] | None)
     from ..runner import select_targets
 
     accounts = getattr(run.source, "accounts", None)
-    fleet = resolve_fleet(run.settings, run.store, credentials, accounts)
+    fleet = resolve_fleet(run.settings, run.store, credentials, accounts, save=not run.dry_run)
     summary = run.run(select_targets(fleet.targets, names))
     summary.errors[:0] = fleet.problems
     return summary
