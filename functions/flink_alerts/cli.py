@@ -126,7 +126,12 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     renderer = _renderer(settings)
     for receiver in settings.receivers:
         preview(receiver, renderer, _sample_batch(settings, receiver.name, None, test=False))
-    print(f"ok: {len(settings.targets)} targets, {len(settings.receivers)} receivers")
+    from .fleet.discovery import configured, scopes
+
+    discovery = f", discovery in {len(scopes(settings))} region(s)" if scopes(settings) else ""
+    print(
+        f"ok: {len(configured(settings))} targets{discovery}, {len(settings.receivers)} receivers"
+    )
     return 0
 
 

@@ -213,14 +213,15 @@ class Run:
 
     def _fetch(self, target: Target, checkpoint: Checkpoint, now: datetime) -> FetchResult:
         paging = {"page_size": self.settings.page_size, "order_hint": checkpoint.api_order}
+        start = start_from(target, self.settings)
         if checkpoint.started:
             floor = checkpoint.floor(self.overlap)
-        elif start_from(target, self.settings) == "latest":
+        elif start == "latest":
             return self.source.fetch_latest(target, **paging)
-        elif start_from(target, self.settings) == "earliest":
+        elif start == "earliest":
             floor = None
         else:
-            floor = now - timedelta(seconds=parse_duration(start_from(target, self.settings)))
+            floor = now - timedelta(seconds=parse_duration(start))
         return self.source.fetch_new(
             target, floor=floor, max_pages=self.settings.max_pages, **paging
         )

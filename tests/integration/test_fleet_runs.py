@@ -212,6 +212,8 @@ def test_an_account_that_cannot_be_assumed_fails_only_its_own_targets(fleet: Fle
     assert all("NoPermission" in error and BAD_ROLE in error for error in summary["errors"])
     assert fleet.sts.issued == [GOOD_ROLE]  # one AssumeRole for the good account, cached
     assert fleet.sts.refused == [BAD_ROLE]  # tried once for its two targets
+    for secret in (OWN.access_key_secret, issued.access_key_secret, issued.security_token):
+        assert secret not in run.stderr and secret not in json.dumps(summary)
 
     code, listed = targets_of(capsys, config)
     other = [item for item in listed if item["target"] == "f-other/prod"]
@@ -246,3 +248,10 @@ def test_events_of_a_discovered_target_come_from_its_region(fleet: Fleet, capsys
     out = capsys.readouterr().out
     assert code == 0
     assert [json.loads(line)["eventId"] for line in out.splitlines()] == ["beijing-failure"]
+
+
+def test_check_counts_configured_targets_and_discovery_regions(fleet: Fleet, capsys) -> None:
+    accounts = [{"role_arn": GOOD_ROLE, "targets": [{"workspace": "w", "namespace": "n"}]}]
+    assert main(["check", "--config", str(fleet.config(accounts=accounts))]) == 0
+    assert capsys.readouterr().out.strip() == "ok: 1 targets, discovery in 3 region(s), 1 receivers"
+    assert fleet.console.request_count() == 0  # check calls nothing
