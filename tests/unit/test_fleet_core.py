@@ -211,3 +211,19 @@ def test_named_record_update_reapplies_after_a_concurrent_save(tmp_path: Path) -
     assert record.update(change)
     assert seen == [None, {"other": 1}]
     assert record.load() == {"other": 1, "ours": 1}
+
+
+def test_concurrent_updates_of_a_named_record_lose_nothing_they_report_saved(
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    record = NamedRecord(FileBackend(tmp_path), "fleet")
+
+    def add(key: str) -> tuple[str, bool]:
+        return key, record.update(lambda current: {**(current or {}), key: True})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(add, [f"k{n}" for n in range(40)]))
+    saved = {key for key, ok in results if ok}
+    assert saved and saved <= set(record.load() or {})
