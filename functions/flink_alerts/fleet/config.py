@@ -40,7 +40,7 @@ class TargetConfig(_Strict):
     workspace: str = Field(min_length=1)
     namespace: str = Field(min_length=1)
     deployment_ids: list[str] = []
-    region: str | None = None  # default: the account's (or top-level) first region
+    region: str | None = None  # default: the account's first region, else the top-level `region`
 
 
 class DiscoverConfig(_Strict):
@@ -96,7 +96,3 @@ class AccountConfig(_Strict):
     @classmethod
     def _auto(cls, data: Any) -> Any:
         return targets_auto(data)
-
-    @property
-    def account_id(self) -> str:
-        return self.role_arn.split(":")[3]

@@ -12,7 +12,7 @@ from .discovery import RECORD_NAME, Discovery, Fleet, scopes
 
 def resolve_fleet(
     settings: Any,
-    store: CheckpointStore | None,
+    store: CheckpointStore,
     credentials: Callable[[], Any],
     accounts: Accounts | None = None,
     *,
@@ -20,7 +20,7 @@ def resolve_fleet(
 ) -> Fleet:
     """Configured targets, plus discovered ones when `discover`/`accounts` ask for them.
     `credentials` is called only when something must be discovered."""
-    if not scopes(settings) or store is None:
+    if not scopes(settings):
         return Fleet.configured(settings)
     accounts = accounts or Accounts(settings, credentials())
     record = NamedRecord(store.backend, RECORD_NAME)
