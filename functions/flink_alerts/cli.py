@@ -128,7 +128,9 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
         preview(receiver, renderer, _sample_batch(settings, receiver.name, None, test=False))
     from .fleet.discovery import configured, scopes
 
-    discovery = f", discovery in {len(scopes(settings))} region(s)" if scopes(settings) else ""
+    found = scopes(settings)
+    accounts = len({scope.account for scope in found})
+    discovery = f", discovery in {len(found)} region(s) of {accounts} account(s)" if found else ""
     print(
         f"ok: {len(configured(settings))} targets{discovery}, {len(settings.receivers)} receivers"
     )

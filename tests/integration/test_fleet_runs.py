@@ -253,5 +253,8 @@ def test_events_of_a_discovered_target_come_from_its_region(fleet: Fleet, capsys
 def test_check_counts_configured_targets_and_discovery_regions(fleet: Fleet, capsys) -> None:
     accounts = [{"role_arn": GOOD_ROLE, "targets": [{"workspace": "w", "namespace": "n"}]}]
     assert main(["check", "--config", str(fleet.config(accounts=accounts))]) == 0
-    assert capsys.readouterr().out.strip() == "ok: 1 targets, discovery in 3 region(s), 1 receivers"
+    assert (
+        capsys.readouterr().out.strip()
+        == "ok: 1 targets, discovery in 3 region(s) of 1 account(s), 1 receivers"
+    )
     assert fleet.console.request_count() == 0  # check calls nothing
