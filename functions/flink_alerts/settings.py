@@ -23,6 +23,15 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
+from .fleet.config import (
+    DEFAULT_FLINK_ENDPOINT,
+    AccountConfig,
+    DiscoverConfig,
+    TargetConfig,
+    check_endpoint,
+    endpoint_for,
+    targets_auto,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -44,12 +53,6 @@ Duration = Annotated[float, Field(ge=0)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TargetConfig(_Strict):
-    workspace: str = Field(min_length=1)
-    namespace: str = Field(min_length=1)
-    deployment_ids: list[str] = []
 
 
 class DeliveryConfig(_Strict):
@@ -163,7 +166,10 @@ class Settings(BaseSettings):
     endpoint: str | None = None
     # `file://events.json` replays recorded GetEvents pages instead of calling the API.
     source: str | None = None
-    targets: list[TargetConfig] = []
+    targets: list[TargetConfig] = []  # `targets: auto` = `discover: {}`
+    discover: DiscoverConfig | None = None
+    accounts: list[AccountConfig] = []
+    sts_endpoint: str = "https://sts.aliyuncs.com"
     checkpoint: str = "file://./.flink-alerts"
     start_from: str = "latest"
     page_size: int = Field(100, ge=1, le=100)
@@ -189,12 +195,8 @@ class Settings(BaseSettings):
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
 
-    @field_validator("endpoint")
-    @classmethod
-    def _check_endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
-            raise ValueError("must look like https://host[:port]")
-        return value.rstrip("/") if value else value
+    _auto = model_validator(mode="before")(targets_auto)
+    _endpoints = field_validator("endpoint", "sts_endpoint")(lambda value: check_endpoint(value))
 
     @field_validator("console_url")
     @classmethod
@@ -236,7 +238,7 @@ class Settings(BaseSettings):
 
     @property
     def api_endpoint(self) -> str:
-        return self.endpoint or f"https://ververica.{self.region}.aliyuncs.com"
+        return endpoint_for(self.endpoint or DEFAULT_FLINK_ENDPOINT, self.region)
 
     def receiver(self, name: str) -> Any:
         for receiver in self.receivers:
