@@ -36,6 +36,7 @@ class ApiError(FlinkAlertsError):
         http_status: int | None = None,
         retryable: bool = False,
         hint: str = "",
+        retry_after: float | None = None,
     ) -> None:
         details = [
             f"code={code}" if code else "",
@@ -50,6 +51,7 @@ class ApiError(FlinkAlertsError):
         self.http_status = http_status
         self.retryable = retryable
         self.hint = hint
+        self.retry_after = retry_after  # seconds the server asked us to wait
 
 
 class MalformedResponseError(ApiError):

@@ -184,10 +184,8 @@ def dispatch_configured(
     credentials: Callable[[], Credentials],
     environ: Mapping[str, str] = os.environ,
 ) -> DispatchSummary:
-    """The dispatcher run: the configured targets, sharded as `fanout:` says.
-    `credentials` is called once the configuration is known to be complete."""
-    from .runner import select_targets
-
+    """The dispatcher run: the fleet's targets (configured and discovered), sharded as `fanout:`
+    says. `credentials` is called once the configuration is known to be complete."""
     if settings.fanout is None:
         raise ConfigError("fanout", 'a {"dispatch": true} payload needs fanout.shards configured')
     function = settings.fanout.function or environ.get("FC_FUNCTION_NAME")
@@ -198,6 +196,18 @@ def dispatch_configured(
     endpoint = settings.fanout.endpoint or default_endpoint(
         environ.get("FC_ACCOUNT_ID"), settings.region
     )
+    names, problems = fleet_names(settings, credentials)
     invoker = FunctionInvoker(endpoint, credentials(), timeout_s=settings.timeout_s)
-    names = [target.name for target in select_targets(settings)]
-    return dispatch(invoker, function, names, settings.fanout.shards)
+    summary = dispatch(invoker, function, names, settings.fanout.shards)
+    summary.errors[:0] = problems
+    return summary
+
+
+def fleet_names(settings: Settings, credentials: Callable[[], Any]) -> tuple[list[str], list[str]]:
+    """(target names, discovery problems) of the fleet the workers will resolve too."""
+    from .checkpoint import open_store
+    from .fleet.resolve import resolve_fleet
+
+    store = open_store(settings.checkpoint, region=settings.region, credentials=credentials)
+    fleet = resolve_fleet(settings, store, credentials)
+    return [target.name for target in fleet.targets], list(fleet.problems)

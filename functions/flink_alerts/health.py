@@ -4,8 +4,10 @@ A target is unhealthy after `failed_runs` consecutive failed runs; a receiver is
 an alert has been parked for it longer than `parked_longer_than`. The first unhealthy moment
 yields one "degraded" notice, the first healthy moment after it one "recovered" notice.
 
-State is per target (failure streak, oldest parked alert per receiver), so runs that each handle
-only some targets (shards) update only theirs and the verdict covers all of them.
+State is per target with something wrong (failure streak, oldest parked alert per receiver, last
+seen), so runs that each handle only some targets (shards) update only theirs and the verdict
+covers all of them; a healthy target has no entry, so healthy runs change nothing. A target no run
+has seen for `forget_after_s` (removed from the config or no longer discovered) is forgotten.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Literal
 class Policy:
     failed_runs: int = 3
     parked_longer_than_s: float = 900.0
+    forget_after_s: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Observation:
 
 @dataclass(frozen=True)
 class TargetHealth:
+    seen_at: datetime
     failed_runs: int = 0
     last_error: str = ""
     oldest_parked: dict[str, datetime] = field(default_factory=dict)
@@ -47,6 +51,7 @@ class HealthState:
             "degraded": self.degraded,
             "targets": {
                 name: {
+                    "seen_at": health.seen_at.isoformat(),
                     "failed_runs": health.failed_runs,
                     "last_error": health.last_error,
                     "oldest_parked": {r: t.isoformat() for r, t in health.oldest_parked.items()},
@@ -59,6 +64,7 @@ class HealthState:
     def from_dict(cls, data: dict[str, Any]) -> HealthState:
         targets = {
             name: TargetHealth(
+                seen_at=datetime.fromisoformat(item["seen_at"]),
                 failed_runs=int(item.get("failed_runs", 0)),
                 last_error=str(item.get("last_error", "")),
                 oldest_parked={
@@ -80,15 +86,21 @@ def assess(
     state: HealthState,
     observations: dict[str, Observation],
     *,
-    configured: set[str],
     now: datetime,
     policy: Policy,
 ) -> tuple[HealthState, list[Notice]]:
-    """Fold this run's observations in; targets no longer configured are forgotten."""
-    targets = {name: h for name, h in state.targets.items() if name in configured}
+    """Fold this run's observations in; targets long unseen are forgotten."""
+    targets = {
+        name: health
+        for name, health in state.targets.items()
+        if (now - health.seen_at).total_seconds() < policy.forget_after_s
+    }
     for name, seen in observations.items():
-        if name in configured:
-            targets[name] = _observe(targets.get(name, TargetHealth()), seen)
+        health = _observe(targets.get(name, TargetHealth(now)), seen, now)
+        if health is None:
+            targets.pop(name, None)
+        else:
+            targets[name] = health
     problems = _problems(targets, now, policy)
     new = HealthState(targets=targets, degraded=bool(problems))
     if problems and not state.degraded:
@@ -98,10 +110,15 @@ def assess(
     return new, []
 
 
-def _observe(health: TargetHealth, seen: Observation) -> TargetHealth:
+def _observe(health: TargetHealth, seen: Observation, now: datetime) -> TargetHealth | None:
+    """The target's new health; None when there is nothing to remember (all well)."""
     if seen.error:  # parked alerts are unknown this run: keep what was known
-        return replace(health, failed_runs=health.failed_runs + 1, last_error=seen.error)
-    return TargetHealth(oldest_parked=dict(seen.oldest_parked))
+        return replace(
+            health, seen_at=now, failed_runs=health.failed_runs + 1, last_error=seen.error
+        )
+    if seen.oldest_parked:
+        return TargetHealth(seen_at=now, oldest_parked=dict(seen.oldest_parked))
+    return None
 
 
 def _problems(targets: dict[str, TargetHealth], now: datetime, policy: Policy) -> tuple[str, ...]:

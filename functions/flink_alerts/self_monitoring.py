@@ -72,7 +72,6 @@ class SelfMonitor:
         self.clock = clock
         config = settings.self_alerts
         self.policy = Policy(config.failed_runs, config.parked_longer_than) if config else Policy()
-        self.configured = {f"{t.workspace}/{t.namespace}" for t in settings.targets}
 
     def after_run(self, results: list[Any]) -> list[Notice]:
         """Update the health record; send and return the notices it calls for."""
@@ -94,7 +93,7 @@ class SelfMonitor:
         return sent
 
     def _decide(self, state: HealthState, seen: dict[str, Observation], now: datetime) -> Any:
-        return assess(state, seen, configured=self.configured, now=now, policy=self.policy)
+        return assess(state, seen, now=now, policy=self.policy)
 
     def _update_stored(self, seen: dict[str, Observation], now: datetime) -> list[Notice]:
         for _ in range(_SAVE_ATTEMPTS):
@@ -134,7 +133,7 @@ class SelfMonitor:
             return HealthState(), None
         try:
             return HealthState.from_dict(json.loads(stored.body)), stored.version
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, KeyError):
             log.warning("health record unreadable; starting it afresh")
             return HealthState(), stored.version
 

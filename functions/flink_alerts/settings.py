@@ -23,6 +23,15 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
+from .fleet.config import (
+    DEFAULT_FLINK_ENDPOINT,
+    AccountConfig,
+    DiscoverConfig,
+    TargetConfig,
+    check_endpoint,
+    endpoint_for,
+    targets_auto,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -44,12 +53,6 @@ Duration = Annotated[float, Field(ge=0)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TargetConfig(_Strict):
-    workspace: str = Field(min_length=1)
-    namespace: str = Field(min_length=1)
-    deployment_ids: list[str] = []
 
 
 class DeliveryConfig(_Strict):
@@ -191,13 +194,16 @@ class Settings(BaseSettings):
     endpoint: str | None = None
     # `file://events.json` replays recorded GetEvents pages instead of calling the API.
     source: str | None = None
-    targets: list[TargetConfig] = []
+    targets: list[TargetConfig] = []  # `targets: auto` = `discover: {}`
+    discover: DiscoverConfig | None = None
+    accounts: list[AccountConfig] = []
+    sts_endpoint: str = "https://sts.aliyuncs.com"
     checkpoint: str = "file://./.flink-alerts"
     start_from: str = "latest"
     page_size: int = Field(100, ge=1, le=100)
     max_pages: int = Field(20, ge=1)
     timeout_s: float = Field(10.0, gt=0)
-    concurrency: int = Field(4, ge=1, le=64)
+    concurrency: int = Field(16, ge=1, le=64)
     # Upper bound of one run outside FC (in FC the function's remaining time is used).
     deadline_s: float = Field(240.0, gt=0)
     # Events this much older than the watermark are still compared by id (late or equal timestamps).
@@ -222,12 +228,8 @@ class Settings(BaseSettings):
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
 
-    @field_validator("endpoint")
-    @classmethod
-    def _check_endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
-            raise ValueError("must look like https://host[:port]")
-        return value.rstrip("/") if value else value
+    _auto = model_validator(mode="before")(targets_auto)
+    _endpoints = field_validator("endpoint", "sts_endpoint")(lambda value: check_endpoint(value))
 
     @field_validator("console_url")
     @classmethod
@@ -273,7 +275,7 @@ class Settings(BaseSettings):
 
     @property
     def api_endpoint(self) -> str:
-        return self.endpoint or f"https://ververica.{self.region}.aliyuncs.com"
+        return endpoint_for(self.endpoint or DEFAULT_FLINK_ENDPOINT, self.region)
 
     def receiver(self, name: str) -> Any:
         for receiver in self.receivers:

@@ -234,7 +234,7 @@ def test_corrupt_checkpoint_is_shown_and_reset(tmp_path, capsys, flink_server, r
     assert main(["checkpoint", "reset", "--config", str(config), "--target", target]) == 0
     assert main(["checkpoint", "show", "--config", str(config), "--target", target]) == 0
     shown = json.loads(capsys.readouterr().out.split("\n", 1)[1])
-    assert shown["checkpoint"]["watermark"] is None and shown["lease"] is None
+    assert shown["checkpoint"]["streams"] == {} and shown["lease"] is None
 
 
 def test_two_processes_on_the_same_timer_event_deliver_once(

@@ -166,4 +166,20 @@ def test_healthy_runs_do_not_rewrite_the_health_record(tmp_path, capsys, flink_s
     for _ in range(3):
         assert run(capsys, config)[0] == 0
         versions.append(backend.load("bridge-health").version)
-    assert versions == [1, 1, 1] and operators.attempts == 0
+    assert versions == [1, 1, 1] and operators.attempts == 0  # written once, then left alone
+
+
+def test_alerts_parked_in_backoff_still_count_as_parked(tmp_path, capsys, flink_server, hooks):
+    """Between retries nothing is due, yet the receiver is still behind: no "recovered" then."""
+    team, operators = hooks
+    flink_server.generate(7)
+    self_alerts = {"receiver": "hook1", "parked_longer_than": "0s"}
+    config = configure(tmp_path, flink_server, team, operators, self_alerts=self_alerts)
+    document = json.loads(config.read_text())
+    document["delivery"] = {"initial_backoff": "1h", "max_backoff": "1h"}
+    config.write_text(json.dumps(document))
+    team.status = 503
+    for _ in range(3):
+        run(capsys, config)
+    assert team.attempts == 1  # later runs found nothing due
+    assert notices(operators) == [("firing", "BRIDGE_DEGRADED")]

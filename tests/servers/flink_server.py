@@ -123,6 +123,8 @@ class FlinkServer:
     """Threaded HTTP server on 127.0.0.1 (ephemeral port). Thread-safe; every knob may be
     changed while it runs."""
 
+    version = VERSION
+
     def __init__(
         self,
         *,
@@ -149,6 +151,7 @@ class FlinkServer:
         self.created_at_format = created_at_format
         self.max_skew_s = max_skew_s
         self.clock_offset_s = 0.0  # the server's clock runs this much ahead of ours
+        self.total_size_offset = 0  # a totalSize that disagrees with the data
         self.lowercase_errors = lowercase_errors
         self.denied_actions: set[str] = set()
         # Called as on_request(action, query) before a page is computed, e.g. to insert events
@@ -160,6 +163,7 @@ class FlinkServer:
         self._faults: deque[Fault] = deque()
         self._counts: Counter[str] = Counter()
         self._nonces: set[str] = set()
+        self._accepted: dict[str, Credentials] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -350,13 +354,11 @@ class FlinkServer:
         auth = signer.parse_authorization(headers.get("authorization", ""))
         if auth is None:
             raise GatewayError(400, "IncompleteSignature", "The Authorization header is invalid.")
-        if auth["Credential"] != self.access_key_id:
-            raise GatewayError(
-                404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
-            )
-        self._check_token(headers)
+        caller = self.known_credentials(auth["Credential"])
+        self._check_token(headers, caller.security_token)
         signed = auth["SignedHeaders"].split(";")
-        missing = (_REQUIRED_SIGNED | self._token_header()) - set(signed)
+        token_header = {"x-acs-security-token"} if caller.security_token else set()
+        missing = (_REQUIRED_SIGNED | token_header) - set(signed)
         if missing or any(name not in headers for name in signed):
             raise GatewayError(400, "IncompleteSignature", f"Unsigned headers: {sorted(missing)}")
         self._check_date(headers["x-acs-date"])
@@ -365,7 +367,7 @@ class FlinkServer:
         canonical = signer.canonical_request(
             method, canonical_path, query, {name: headers[name] for name in signed}, _sha(body)
         )
-        expected = signer.signature(self.access_key_secret, canonical)
+        expected = signer.signature(caller.access_key_secret, canonical)
         if not hmac.compare_digest(expected, auth["Signature"]):
             raise GatewayError(
                 400, "SignatureDoesNotMatch", "Specified signature does not match our calculation."
@@ -373,14 +375,25 @@ class FlinkServer:
         self._check_nonce(headers["x-acs-signature-nonce"])
         self._check_action(action, headers)
 
-    def _token_header(self) -> set[str]:
-        return {"x-acs-security-token"} if self.security_token else set()
+    def accept(self, credentials: Credentials) -> None:
+        """Accept these credentials too (e.g. those an STS server issues for another account)."""
+        with self._lock:
+            self._accepted[credentials.access_key_id] = credentials
 
-    def _check_token(self, headers: dict[str, str]) -> None:
+    def known_credentials(self, access_key_id: str) -> Credentials:
+        with self._lock:
+            accepted = {self.access_key_id: self.credentials, **self._accepted}
+        if access_key_id not in accepted:
+            raise GatewayError(
+                404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
+            )
+        return accepted[access_key_id]
+
+    def _check_token(self, headers: dict[str, str], expected: str | None) -> None:
         token = headers.get("x-acs-security-token")
-        if self.security_token and not token:
+        if expected and not token:
             raise GatewayError(400, "MissingSecurityToken", "SecurityToken is mandatory.")
-        if self.security_token and not hmac.compare_digest(token or "", self.security_token):
+        if expected and not hmac.compare_digest(token or "", expected):
             raise GatewayError(
                 400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken is invalid."
             )
@@ -411,7 +424,7 @@ class FlinkServer:
             self._nonces.add(nonce)
 
     def _check_action(self, action: str, headers: dict[str, str]) -> None:
-        if headers.get("x-acs-version") != VERSION:
+        if headers.get("x-acs-version") != self.version:
             raise GatewayError(400, "InvalidVersion", "Specified API version is not valid.")
         if action == "Unknown" or headers.get("x-acs-action") != action:
             raise GatewayError(404, "InvalidAction.NotFound", "Specified api is not found.")
@@ -503,7 +516,7 @@ class FlinkServer:
             "httpCode": 200,
             "pageIndex": page_index,
             "pageSize": page_size,
-            "totalSize": len(items),
+            "totalSize": max(0, len(items) + self.total_size_offset),
             "data": [self._render(e) for e in page] if action == "GetEvents" else page,
         }
         return _Reply(200, _json(envelope))
@@ -525,6 +538,13 @@ class FlinkServer:
         return sorted(events, key=_sort_key, reverse=self.order == "desc")
 
     def _render(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event as the API spells it; for poison events, `_raw` fields replace what is
+        rendered and `_drop` names fields left out."""
+        rendered = self._render_time({k: v for k, v in event.items() if not k.startswith("_")})
+        rendered.update(event.get("_raw", {}))
+        return {k: v for k, v in rendered.items() if k not in event.get("_drop", ())}
+
+    def _render_time(self, event: dict[str, Any]) -> dict[str, Any]:
         ms = event["createdAt"]
         moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
         rendered: Any = {
@@ -629,7 +649,8 @@ def _sha(body: bytes) -> str:
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+    # ASCII escapes: a lone surrogate in an event (a truncated emoji) goes out as `\\ud83d`.
+    return json.dumps(value).encode("utf-8")
 
 
 def _request_id() -> str:

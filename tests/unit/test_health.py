@@ -14,8 +14,8 @@ POLICY = Policy(failed_runs=3, parked_longer_than_s=900)
 TARGETS = {"ws/a", "ws/b"}
 
 
-def step(state, observations, now=NOW, configured=TARGETS):
-    return assess(state, observations, configured=configured, now=now, policy=POLICY)
+def step(state, observations, now=NOW):
+    return assess(state, observations, now=now, policy=POLICY)
 
 
 def failing(error="code=Forbidden.RAM"):
@@ -68,12 +68,19 @@ def test_shards_see_each_others_targets():
     assert notices == [] and state.degraded
 
 
-def test_targets_no_longer_configured_are_forgotten():
+def test_targets_unseen_for_a_day_are_forgotten():
     state = HealthState()
     for _ in range(3):
         state, _ = step(state, {"ws/a": failing()})
-    state, notices = step(state, {}, configured={"ws/b"})
+    state, notices = step(state, {"ws/b": Observation()}, now=NOW + timedelta(hours=23))
+    assert notices == [] and set(state.targets) == {"ws/a"}
+    state, notices = step(state, {"ws/b": Observation()}, now=NOW + timedelta(hours=24))
     assert [n.kind for n in notices] == ["recovered"] and state.targets == {}
+
+
+def test_healthy_runs_leave_the_state_as_it_was():
+    state, _ = step(HealthState(), {"ws/a": Observation(), "ws/b": Observation()})
+    assert state == HealthState()
 
 
 def test_state_round_trips_through_its_record():
