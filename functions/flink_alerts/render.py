@@ -133,6 +133,14 @@ def clip_bytes(text: Any, limit: int, marker: str = "…") -> str:
     return data[:room].decode("utf-8", errors="ignore").rstrip() + marker
 
 
+def excerpt(text: Any, max_lines: int, max_chars: int) -> str:
+    """The first `max_lines` lines (at most `max_chars`), then how many lines were left out."""
+    lines = str(text).splitlines()
+    rest = len(lines) - max_lines
+    head = clip("\n".join(lines[:max_lines]), max_chars)
+    return head + (f"\n… {plural(rest, 'more line')}" if rest > 0 else "")
+
+
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """`3 | plural("event")` -> "3 events"."""
     word = singular if count == 1 else plural_form or PLURALS.get(singular, singular + "s")
@@ -299,9 +307,18 @@ class Renderer:
         local = value.astimezone(self.tz)
         return f"{local.strftime(fmt)} {_offset_label(local.utcoffset())}"
 
-    def context_for(self, batch: Batch, *, max_message_chars: int = 10_000) -> dict[str, Any]:
-        """Alertmanager-like template data. Event messages are cut to `max_message_chars`."""
-        alerts = [self._alert_context(alert, max_message_chars) for alert in batch.alerts]
+    def context_for(
+        self,
+        batch: Batch,
+        *,
+        max_message_chars: int = 10_000,
+        max_message_lines: int | None = None,
+        alerts: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Alertmanager-like template data. Event messages are cut to `max_message_chars` (and
+        `max_message_lines`). `alerts` are the batch's alert contexts when already built."""
+        if alerts is None:
+            alerts = self.alert_contexts(batch.alerts, max_message_chars, max_message_lines)
         shown = len(alerts)
         total = shown + batch.omitted
         return {
@@ -330,10 +347,23 @@ class Renderer:
             "timezone": self.timezone,
         }
 
-    def _alert_context(self, alert: Alert, max_message_chars: int) -> dict[str, Any]:
+    def alert_contexts(
+        self,
+        alerts: Iterable[Alert],
+        max_message_chars: int = 10_000,
+        max_message_lines: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return [self._alert_context(a, max_message_chars, max_message_lines) for a in alerts]
+
+    def _alert_context(
+        self, alert: Alert, max_message_chars: int, max_message_lines: int | None
+    ) -> dict[str, Any]:
         event = alert.event
         summary = stack_summary(event.message)
-        message = clip(event.message, max_message_chars)
+        if max_message_lines is None:
+            message = clip(event.message, max_message_chars)
+        else:
+            message = excerpt(event.message, max_message_lines, max_message_chars)
         return {
             "key": alert.key,
             "event_id": event.event_id,
