@@ -17,16 +17,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jinja2
 from markupsafe import Markup
 from markupsafe import escape as html_escape
 
 from .errors import ConfigError
 from .events import Alert, Batch, FlinkEvent, Target
+
+if TYPE_CHECKING:
+    import jinja2
+
+# jinja2 is imported only when something renders: a run without alerts never pays for it.
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 SAMPLE_EVENTS = Path(__file__).parent / "samples" / "sample_events.json"
@@ -89,6 +93,8 @@ def escape_text(text: str) -> str:
 
 
 def _finalizer(mode: str) -> Callable[[Any], Any]:
+    import jinja2
+
     def as_text(value: Any) -> str:
         return "" if value is None else str(value)
 
@@ -192,17 +198,13 @@ def slack_link(text: Any, url: Any) -> Markup:
 # --- the renderer -------------------------------------------------------------------------------
 
 
-class _PathLoader(jinja2.BaseLoader):
-    """Loads a template given as a file path (a receiver's `template: ./my.md.j2`)."""
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str, Callable[[], bool]]:
-        path = Path(template)
-        if not path.is_file():
-            raise jinja2.TemplateNotFound(template)
-        mtime = path.stat().st_mtime
-        return path.read_text(encoding="utf-8"), str(path), lambda: path.stat().st_mtime == mtime
+def _load_path(template: str) -> tuple[str, str, Callable[[], bool]] | None:
+    """A template given as a file path (a receiver's `template: ./my.md.j2`)."""
+    path = Path(template)
+    if not path.is_file():
+        return None
+    mtime = path.stat().st_mtime
+    return path.read_text(encoding="utf-8"), str(path), lambda: path.stat().st_mtime == mtime
 
 
 class Renderer:
@@ -213,10 +215,6 @@ class Renderer:
             raise ConfigError("timezone", f"unknown time zone {timezone!r}") from None
         self.timezone = timezone
         self.templates_dir = templates_dir
-        search = [templates_dir] if templates_dir else []
-        self._loader = jinja2.ChoiceLoader(
-            [jinja2.FileSystemLoader([*search, str(PACKAGE_TEMPLATES)]), _PathLoader()]
-        )
         self._envs: dict[str, jinja2.Environment] = {}
 
     # -- templates --
@@ -225,8 +223,17 @@ class Renderer:
         if escape not in ESCAPES:
             raise ValueError(f"unknown escape mode {escape!r} (one of {', '.join(ESCAPES)})")
         if escape not in self._envs:
+            import jinja2
+
+            search = [self.templates_dir] if self.templates_dir else []
+            loader = jinja2.ChoiceLoader(
+                [
+                    jinja2.FileSystemLoader([*search, str(PACKAGE_TEMPLATES)]),
+                    jinja2.FunctionLoader(_load_path),
+                ]
+            )
             env = jinja2.Environment(
-                loader=self._loader,
+                loader=loader,
                 autoescape=True,
                 finalize=_finalizer(escape),
                 undefined=jinja2.StrictUndefined,
@@ -257,6 +264,8 @@ class Renderer:
         self, template: str, context: dict[str, Any], *, escape: str, block: str | None = None
     ) -> str:
         """Render a template (a name on the search path or a file path), or one of its blocks."""
+        import jinja2
+
         compiled = self._load(template, escape)
         try:
             if block is None:
@@ -292,6 +301,8 @@ class Renderer:
         return self.render(default, context, escape=escape, block=block).strip()
 
     def _load(self, template: str, escape: str) -> jinja2.Template:
+        import jinja2
+
         try:
             return self.environment(escape).get_template(template)
         except jinja2.TemplateNotFound as exc:
