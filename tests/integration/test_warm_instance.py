@@ -17,10 +17,11 @@ from tests.servers.flink_server import FlinkServer
 from tests.servers.receiver import ReceiverServer
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
-# Import the FC entry point, run one invocation, say which heavy modules it loaded.
+# Import the FC entry point, run one invocation, say which of these modules it loaded.
+WATCHED = ("jinja2", "pydantic_settings", "flink_alerts.channels.webhook")
 PROBE = (
     "import sys; sys.path.insert(0, sys.argv[1]); import index; index.handler(b'{}', None); "
-    "print(sorted(m for m in ('jinja2', 'flink_alerts.channels.webhook') if m in sys.modules))"
+    f"print(sorted(m for m in {WATCHED} if m in sys.modules))"
 )
 
 
@@ -35,9 +36,10 @@ def write_config(path: Path, server: FlinkServer, **extra: Any) -> Path:
     return path
 
 
-def invoke_fresh(config: Path, server: FlinkServer) -> list[str]:
+def invoke_fresh(config: Path, server: FlinkServer, **environ: str) -> list[str]:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("FLINK_ALERTS_")},
+        **environ,
         "FLINK_ALERTS_CONFIG": str(config),
         "FLINK_ALERTS_LOG_LEVEL": "ERROR",
         "ALIBABA_CLOUD_ACCESS_KEY_ID": server.access_key_id,
@@ -53,7 +55,7 @@ def invoke_fresh(config: Path, server: FlinkServer) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
 
 
-def test_a_quiet_run_does_not_import_jinja2(tmp_path, flink_server):
+def test_a_quiet_run_imports_neither_jinja2_nor_pydantic_settings(tmp_path, flink_server):
     flink_server.generate(30)
     with ReceiverServer() as receiver:
         receivers = [{"name": "hook", "type": "webhook", "url": receiver.url}]
@@ -65,6 +67,9 @@ def test_a_quiet_run_does_not_import_jinja2(tmp_path, flink_server):
         )
         assert invoke_fresh(alerting, flink_server) == ["flink_alerts.channels.webhook", "jinja2"]
         assert receiver.bodies
+        # and pydantic-settings when a variable overrides a key.
+        loaded = invoke_fresh(quiet, flink_server, FLINK_ALERTS_PAGE_SIZE="50")
+        assert loaded == ["flink_alerts.channels.webhook", "pydantic_settings"]
 
 
 @pytest.fixture
