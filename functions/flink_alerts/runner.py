@@ -316,6 +316,8 @@ class Wiring:
         self._store: tuple[Any, CheckpointStore] | None = None
 
     def store(self, credentials: Callable[[], Any]) -> CheckpointStore:
+        """The store's backend (its client and connections) is kept; each run gets a store of
+        its own, so its lease owner is its own."""
         from .checkpoint import open_store, parse_location
 
         settings = self.settings
@@ -327,7 +329,8 @@ class Wiring:
                 settings.checkpoint, region=settings.region, credentials=lambda: opened_with
             )
             self._store = (opened_with, store)
-        return self._store[1]
+        kept = self._store[1]
+        return CheckpointStore(kept.backend, local=kept.local)
 
     def source(self, credentials: Callable[[], Any], deadline: float) -> EventSource:
         return make_source(

@@ -86,7 +86,8 @@ def test_a_second_invocation_reuses_settings_and_wiring(tmp_path, flink_server, 
     store = wiring.store(lambda: None)
     assert warm.load(config) == (settings, wiring)
     assert warm.load(config)[0] is settings and warm.load(config)[1] is wiring
-    assert wiring.store(lambda: None) is store
+    again = wiring.store(lambda: None)
+    assert again.backend is store.backend and again.owner != store.owner
     assert wiring.source(lambda: flink_server.credentials, 0.0)._session is wiring.session
 
 
@@ -118,3 +119,19 @@ def test_the_handler_keeps_its_wiring_between_invocations(
     assert first["errors"] == second["errors"] == []
     assert handler.WARM.load(config)[1] is wiring
     assert flink_server.request_count("GetEvents") == first["api_calls"] + second["api_calls"]
+
+
+def test_a_cloud_store_is_reopened_when_the_credentials_change(tmp_path, flink_server):
+    from flink_alerts.credentials import Credentials
+
+    config = write_config(
+        tmp_path / "config.yaml",
+        flink_server,
+        checkpoint="oss://bucket/prefix?endpoint=http://127.0.0.1:9",
+    )
+    wiring = WarmInstance().load(config)[1]
+    first = Credentials("id", "secret", "sts-token-1")
+    renewed = Credentials("id", "secret", "sts-token-2")
+    store = wiring.store(lambda: first)
+    assert wiring.store(lambda: first).backend is store.backend
+    assert wiring.store(lambda: renewed).backend is not store.backend
