@@ -7,7 +7,7 @@ import re
 from email import message_from_bytes, policy
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
@@ -438,3 +438,23 @@ def test_a_huge_custom_template_is_cut_to_size(kind, renderer, tmp_path):
         assert len(payload["blocks"]) <= 50
     else:
         assert len(json_body(payload)) <= 20_000
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    count=st.integers(1, 400),
+    lines=st.integers(1, 300),
+    line=st.text(st.characters(codec="utf-8"), min_size=0, max_size=200),
+)
+def test_every_batch_fits_its_receiver(count, lines, line, renderer):
+    batch = make_batch(count, "\n".join([f"java.lang.IllegalStateException: {line}"] * lines))
+    email = build_one("email", batch, renderer).payload
+    assert len(email.get_body(("html",)).get_content().encode()) <= 100_000
+    assert len(email.get_body(("plain",)).get_content().encode()) <= 50_000
+    for kind in ("dingtalk", "feishu"):
+        assert len(json_body(build_one(kind, batch, renderer).payload)) <= 20_000
+    wecom = build_one("wecom", batch, renderer).payload
+    assert len(wecom["markdown"]["content"].encode()) <= 4096
+    assert len(build_one("slack", batch, renderer).payload["blocks"]) <= 50
