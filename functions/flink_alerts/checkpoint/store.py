@@ -232,7 +232,9 @@ class NamedRecord:
         False when others kept winning (the record stays as they left it)."""
         for _ in range(3):
             stored = self.backend.load(self.key)
-            body = json.dumps(change(self._parse(stored)), ensure_ascii=False, separators=(",", ":"))
+            body = json.dumps(
+                change(self._parse(stored)), ensure_ascii=False, separators=(",", ":")
+            )
             if self.backend.save(self.key, body.encode(), stored.version if stored else None):
                 return True
         return False
