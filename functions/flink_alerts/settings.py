@@ -5,10 +5,11 @@ Every mistake becomes a ConfigError naming the key path (`receivers[1].webhook: 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -20,7 +21,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
 from .fleet.config import (
@@ -32,6 +32,11 @@ from .fleet.config import (
     endpoint_for,
     targets_auto,
 )
+
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+ENV_PREFIX = "FLINK_ALERTS_"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -187,8 +192,12 @@ def parse_rate(text: str) -> tuple[int, float]:
     return value, seconds
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FLINK_ALERTS_", extra="forbid", frozen=True)
+class Settings(BaseModel):
+    """The configuration. `FLINK_ALERTS_<KEY>` variables override the file's top-level keys: see
+    `validate_settings` (pydantic-settings is imported only when such a variable is set)."""
+
+    # validate_default as in pydantic-settings, so both ways of building give the same values.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     region: str = Field(default_factory=lambda: os.environ.get("FC_REGION") or "cn-hangzhou")
     endpoint: str | None = None
@@ -283,17 +292,36 @@ class Settings(BaseSettings):
                 return receiver
         raise ConfigError("receivers", f"no receiver named {name!r}")
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment variables override the YAML file (which arrives as init kwargs).
-        return env_settings, init_settings
+
+def validate_settings(raw: dict[str, Any], environ: dict[str, str]) -> Settings:
+    """Settings from the file's keys; environment variables named after a key override it."""
+    keys = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+    if not any(name.upper() in keys for name in environ):
+        return Settings(**raw)
+    return _settings_with_env()(**raw)
+
+
+@functools.cache
+def _settings_with_env() -> type[Settings]:
+    """Settings read through pydantic-settings' environment source (it costs ~30 ms to import)."""
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class EnvSettings(Settings, BaseSettings):
+        model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            # Environment variables override the YAML file (which arrives as init kwargs).
+            return env_settings, init_settings
+
+    return EnvSettings
 
 
 def expand_env(value: Any, environ: dict[str, str], path: str = "") -> Any:
@@ -356,9 +384,10 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             raise ConfigError(str(path), f"invalid YAML{where}") from None
         if not isinstance(raw, dict):
             raise ConfigError(str(path), "the top level must be a mapping of keys")
-    raw = expand_env(raw, dict(os.environ))
+    environ = dict(os.environ)
+    raw = expand_env(raw, environ)
     try:
-        return Settings(**raw)
+        return validate_settings(raw, environ)
     except ValidationError as exc:
         raise _config_error(exc) from None
 

@@ -48,7 +48,7 @@ def package(tmp_path_factory) -> tuple[str, Path, Path]:
         .replace("file://examples/", f"file://{REPO}/examples/")
         .replace("file://./.flink-alerts", f"file://{tmp_path}/checkpoints")
     )
-    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
+    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "PYTHON310": interpreter}
     subprocess.run([str(REPO / "scripts" / "build-fc.sh"), str(config)], env=env, check=True)
     return interpreter, out, config
 
@@ -81,6 +81,12 @@ def run_handler(interpreter: str, code: Path, home: Path, probe_tail: str = "", 
 def test_built_package_runs_the_handler_in_a_bare_python310(package, tmp_path):
     interpreter, out, _ = package
     assert not (out / "python" / "tablestore").exists()  # preinstalled on FC, loaded lazily
+    # Bytecode for the runtime's Python only: FC cannot write it to the read-only /code.
+    pycs = {path.name.split(".")[1] for path in out.rglob("*.pyc")}
+    assert pycs == {"cpython-310"}
+    for module in ("index", "python/flink_alerts/handler", "python/pydantic/main"):
+        path = out / module
+        assert (path.parent / "__pycache__" / f"{path.name}.cpython-310.pyc").is_file()
     summary, modules, _ = run_handler(interpreter, out, tmp_path)
     assert summary["alerts"] == 4 and summary["sent"] == 1 and summary["errors"] == []
     assert not {"oss2", "tablestore", "fc2", "numpy"} & modules
