@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 from . import rules
+from .alerting.matchers import Subject
+from .alerting.routing import matching_routes
 from .channels.base import Channel
 from .checkpoint.model import Checkpoint, RetryPolicy
 from .checkpoint.store import CheckpointStore
@@ -94,12 +96,13 @@ def select_targets(settings: Settings, names: list[str] | None = None) -> list[T
 
 
 def route(alerts: list[Alert], settings: Settings) -> list[tuple[str, Alert]]:
-    """Every alert to the receivers of every route (a route without `match` catches all)."""
-    if settings.routes:
-        names = list(dict.fromkeys(n for route in settings.routes for n in route.receivers))
-    else:
-        names = [receiver.name for receiver in settings.receivers]
-    return [(name, alert) for alert in alerts for name in names]
+    """Every alert to the receivers of the routes that take it (see alerting/routing.py)."""
+    routed = []
+    for alert in alerts:
+        routes = matching_routes(settings.route_tree, Subject.of(alert))
+        names = dict.fromkeys(name for route in routes for name in route.receivers)
+        routed += [(name, alert) for name in names]
+    return routed
 
 
 class Run:
