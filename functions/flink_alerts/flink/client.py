@@ -26,6 +26,7 @@ from ..credentials import Credentials
 from ..errors import ApiError, EventParseError, MalformedResponseError
 from ..events import FlinkEvent, Target
 from . import signer
+from .jobs import JobStatus, parse_job
 
 log = logging.getLogger(__name__)
 
@@ -455,6 +456,14 @@ class FlinkClient:
             if secret:
                 text = text.replace(secret, "***")
         return _SIGNATURE.sub("Signature=***", text)
+
+    # -- ListJobs (status and failure cause of one deployment) -------------------------------
+
+    def list_jobs(self, target: Target, deployment_id: str) -> list[JobStatus]:
+        """The deployment's jobs (one page: the newest are what matters)."""
+        query = {"deploymentId": deployment_id, "pageIndex": 1, "pageSize": MAX_PAGE_SIZE}
+        body = self._call("ListJobs", target, "jobs", query)
+        return [parse_job(item) for item in _data_list(body, "ListJobs")]
 
 
 def _new_session() -> requests.Session:
