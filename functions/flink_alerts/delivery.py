@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .channels.base import Channel, Message
-from .checkpoint.model import Checkpoint, OutboxEntry, RetryPolicy
+from .checkpoint.model import Checkpoint
+from .checkpoint.outbox import OutboxEntry, RetryPolicy
 from .errors import DeliveryError, FlinkAlertsError
 from .events import Batch, Target
 

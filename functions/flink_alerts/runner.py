@@ -21,7 +21,8 @@ from . import rules
 from .alerting.matchers import Subject
 from .alerting.routing import matching_routes
 from .channels.base import Channel
-from .checkpoint.model import Checkpoint, RetryPolicy
+from .checkpoint.model import Checkpoint
+from .checkpoint.outbox import RetryPolicy
 from .checkpoint.store import CheckpointStore
 from .delivery import Deliverer, DeliveryStats, RateLimiter, due_batches
 from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError

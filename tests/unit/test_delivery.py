@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from flink_alerts.channels.base import Channel, Message
-from flink_alerts.checkpoint.model import Checkpoint, RetryPolicy
+from flink_alerts.checkpoint.model import Checkpoint
+from flink_alerts.checkpoint.outbox import RetryPolicy
 from flink_alerts.delivery import Deliverer, RateLimiter
 from flink_alerts.errors import DeliveryError
 from flink_alerts.events import Alert, Batch, FlinkEvent, Target
