@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from .channels.base import Channel, Message
 from .checkpoint.model import Checkpoint
-from .checkpoint.outbox import OutboxEntry, RetryPolicy
+from .checkpoint.outbox import Outbox, OutboxEntry, RetryPolicy
 from .errors import DeliveryError, FlinkAlertsError
 from .events import Batch, Target
 
@@ -77,17 +77,25 @@ class Deliverer:
     def deliver_due(
         self, target: Target, checkpoint: Checkpoint, now: datetime, persist: Callable[[], None]
     ) -> DeliveryStats:
+        return self.deliver(checkpoint, lambda: due_batches(target, checkpoint, now), now, persist)
+
+    def deliver(
+        self,
+        outbox: Outbox,
+        batches: Callable[[], list[tuple[list[OutboxEntry], Batch]]],
+        now: datetime,
+        persist: Callable[[], None],
+    ) -> DeliveryStats:
+        """Drop what expired, then send the due `batches()` in order, persisting after each."""
         stats = DeliveryStats()
-        for entry in checkpoint.expire(now, self.policy):
-            self._log_dropped(target, [entry], "older than delivery.max_age", stats)
-        for entries, batch in due_batches(target, checkpoint, now):
-            self._deliver_batch(target, checkpoint, batch, entries, now, persist, stats)
+        self._log_dropped(outbox.expire(now, self.policy), "older than delivery.max_age", stats)
+        for entries, batch in batches():
+            self._deliver_batch(outbox, batch, entries, now, persist, stats)
         return stats
 
     def _deliver_batch(
         self,
-        target: Target,
-        checkpoint: Checkpoint,
+        checkpoint: Outbox,
         batch: Batch,
         entries: list[OutboxEntry],
         now: datetime,
@@ -99,26 +107,25 @@ class Deliverer:
         keys = tuple(entry.alert.key for entry in entries)
         if channel is None:
             error = DeliveryError(f"receiver {receiver!r} is no longer configured", retryable=False)
-            self._record_failure(target, checkpoint, receiver, keys, error, now, stats)
+            self._record_failure(checkpoint, receiver, keys, error, now, stats)
             persist()
             return
         try:
             messages = channel.build(batch)
         except FlinkAlertsError as exc:  # a template error: kept until the config is fixed
             error = DeliveryError(f"cannot render: {exc}", retryable=True)
-            self._record_failure(target, checkpoint, receiver, keys, error, now, stats)
+            self._record_failure(checkpoint, receiver, keys, error, now, stats)
             persist()
             return
         for message in messages:
-            delivered = self._send_one(target, checkpoint, channel, message, now, stats)
+            delivered = self._send_one(checkpoint, channel, message, now, stats)
             persist()
             if not delivered:
                 break  # the receiver is down or throttled: keep the rest, in order, for later
 
     def _send_one(
         self,
-        target: Target,
-        checkpoint: Checkpoint,
+        checkpoint: Outbox,
         channel: Channel,
         message: Message,
         now: datetime,
@@ -134,9 +141,7 @@ class Deliverer:
         try:
             channel.send(message)
         except DeliveryError as exc:
-            self._record_failure(
-                target, checkpoint, channel.name, message.alert_keys, exc, now, stats
-            )
+            self._record_failure(checkpoint, channel.name, message.alert_keys, exc, now, stats)
             return False
         checkpoint.delivered(channel.name, message.alert_keys)
         stats.sent += 1
@@ -144,8 +149,7 @@ class Deliverer:
 
     def _record_failure(
         self,
-        target: Target,
-        checkpoint: Checkpoint,
+        checkpoint: Outbox,
         receiver: str,
         keys: tuple[str, ...],
         error: DeliveryError,
@@ -168,18 +172,17 @@ class Deliverer:
             now=now,
             policy=self.policy,
         )
-        self._log_dropped(target, dropped, str(error), stats)
+        self._log_dropped(dropped, str(error), stats)
 
     @staticmethod
-    def _log_dropped(
-        target: Target, entries: list[OutboxEntry], reason: str, stats: DeliveryStats
-    ) -> None:
+    def _log_dropped(entries: list[OutboxEntry], reason: str, stats: DeliveryStats) -> None:
         for entry in entries:
             stats.dropped += 1
+            event = entry.alert.event
             log.error(
                 "dropped alert for receiver %s: target=%s event=%s (%s at %s) after %d attempts: %s",
                 entry.receiver,
-                target.name,
+                f"{event.workspace}/{event.namespace}",
                 entry.alert.key,
                 entry.alert.event.event_name,
                 entry.alert.event.created_at.isoformat(),

@@ -332,7 +332,9 @@ class Renderer:
 
     def _alert_context(self, alert: Alert, max_message_chars: int) -> dict[str, Any]:
         event = alert.event
-        summary = stack_summary(event.message)
+        summary = self._notes(alert) + stack_summary(event.message)
+        if alert.extra.get("cause"):
+            summary.append(f"Cause: {clip(alert.extra['cause'], 600)}")
         message = clip(event.message, max_message_chars)
         return {
             "key": alert.key,
@@ -353,6 +355,18 @@ class Renderer:
             "rule": alert.rule,
             "extra": dict(alert.extra),
         }
+
+    def _notes(self, alert: Alert) -> list[str]:
+        """A digest says how many events it stands for (flap folding)."""
+        count, since = alert.extra.get("count", 0), alert.extra.get("since", "")
+        if count <= 1:
+            return []
+        when = (
+            f" since {self.localtime(datetime.fromisoformat(since), '%m-%d %H:%M')}"
+            if since
+            else ""
+        )
+        return [f"{count} events{when}, the last one:"]
 
 
 def _offset_label(offset: timedelta | None) -> str:

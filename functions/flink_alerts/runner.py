@@ -1,10 +1,11 @@
-"""One run over all targets: the whole pipeline, in the order data flows.
+"""One run: every target is ingested and staged, then every receiver gets what is due.
 
-    lease -> fetch new events -> classify -> enrich -> route -> stage in the outbox (save)
-          -> deliver what is due, saving after each message -> commit and release
+    per target, under its lease:  ingest -> classify -> enrich -> plan + stage -> commit
+    per receiver, under its lease: deliver (grouped across targets), persisting after each message
 
-Delivery is at-least-once: alerts are staged in the checkpoint's outbox before anything is
-sent, and each delivered message is removed with a save, so a crash repeats at most one message.
+Nothing is lost by a crash: notices are staged in the receivers' records before the target's
+ingestion boundary commits (the order of writes is in notify.py), and a delivered message is
+removed with a save, so a crash repeats at most the message in flight.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
-from . import rules
-from .alerting.matchers import Subject
-from .alerting.routing import matching_routes
+from .alerting.incidents import Reason
+from .alerting.planner import Plan
+from .alerting.rules import Verdict, classify
 from .channels.base import Channel
 from .checkpoint.model import Checkpoint
 from .checkpoint.outbox import RetryPolicy
-from .checkpoint.store import CheckpointStore
-from .delivery import Deliverer, DeliveryStats, RateLimiter, due_batches
+from .checkpoint.store import CheckpointStore, RecordStore
+from .delivery import Deliverer, RateLimiter
 from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError
 from .events import Alert, FlinkEvent, Target
 from .flink.client import FetchResult
-from .settings import Settings, parse_duration, parse_rate
+from .notify import Jobs, Notifier, rate_limits, with_causes
+from .settings import Settings, parse_duration
 from .sources import EventSource
 
 log = logging.getLogger("flink_alerts.run")
@@ -46,6 +48,9 @@ class Counts:
     failed: int = 0
     pending: int = 0
     dropped: int = 0
+    silenced: int = 0
+    folded: int = 0
+    resolved: int = 0
 
     def add(self, other: Counts) -> None:
         for name in (f.name for f in fields(Counts)):
@@ -96,16 +101,6 @@ def select_targets(settings: Settings, names: list[str] | None = None) -> list[T
     return [by_name[name] for name in names]
 
 
-def route(alerts: list[Alert], settings: Settings) -> list[tuple[str, Alert]]:
-    """Every alert to the receivers of the routes that take it (see alerting/routing.py)."""
-    routed = []
-    for alert in alerts:
-        routes = matching_routes(settings.route_tree, Subject.of(alert))
-        names = dict.fromkeys(name for route in routes for name in route.receivers)
-        routed += [(name, alert) for name in names]
-    return routed
-
-
 class Run:
     def __init__(
         self,
@@ -113,6 +108,7 @@ class Run:
         *,
         source: EventSource,
         store: CheckpointStore,
+        records: RecordStore,
         channels: dict[str, Channel],
         deadline: float,
         dry_run: bool = False,
@@ -123,6 +119,7 @@ class Run:
         self.source = source
         self.store = store
         self.channels = channels
+        self.notifier = Notifier(settings, records, channels, clock=clock)
         self.deadline = deadline
         self.dry_run = dry_run
         self.out = out
@@ -132,35 +129,50 @@ class Run:
         self.deliverer = Deliverer(
             channels, self.policy, RateLimiter(rate_limits(settings, channels))
         )
+        self.jobs = Jobs(source, deadline)
 
     def run(self, targets: list[Target]) -> Summary:
         started = time.monotonic()
         workers = max(1, min(self.settings.concurrency, len(targets)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
             results = list(pool.map(self.run_target, targets))
+            names = [receiver.name for receiver in self.settings.receivers]
+            results += list(pool.map(self.run_receiver, names))
         summary = Summary(
             targets=len(targets), api_calls=self.source.api_calls, dry_run=self.dry_run
         )
         for result in results:
             summary.counts.add(result)
-            summary.skipped += result.skipped
+            summary.skipped += result.skipped and result.target in {t.name for t in targets}
             if result.error:
                 summary.errors.append(f"{result.target}: {result.error}")
         summary.duration_ms = int((time.monotonic() - started) * 1000)
         return summary
 
     def run_target(self, target: Target) -> TargetResult:
+        return self._guarded(target.name, lambda result: self._run_target(target, result))
+
+    def run_receiver(self, name: str) -> TargetResult:
+        """Deliver what is due for one receiver (its row in the summary is `receiver NAME`)."""
+
+        def deliver(result: TargetResult) -> None:
+            stats, result.pending = self.notifier.deliver(name, self.deadline)
+            result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
+
+        return self._guarded(f"receiver {name}", deliver)
+
+    def _guarded(self, name: str, stage: Callable[[TargetResult], None]) -> TargetResult:
         started = time.monotonic()
-        result = TargetResult(target=target.name)
+        result = TargetResult(target=name)
         try:
-            self._run_target(target, result)
+            stage(result)
         except LeaseHeldError as exc:
             result.skipped = True
             log.info("%s", exc)
         except FlinkAlertsError as exc:
             result.error = str(exc)
         except Exception as exc:  # a bug must not stop the other targets
-            log.exception("unexpected error in target %s", target.name)
+            log.exception("unexpected error in %s", name)
             result.error = f"unexpected {type(exc).__name__}: {exc}"
         result.duration_ms = int((time.monotonic() - started) * 1000)
         level = logging.ERROR if result.error else logging.INFO
@@ -169,20 +181,14 @@ class Run:
 
     def _run_target(self, target: Target, result: TargetResult) -> None:
         now = self.clock()
-        if self.dry_run:
-            checkpoint = self.store.read(target)[0] or Checkpoint()
-            self._take_in(target, checkpoint, now, result)
-            self._preview(target, checkpoint, now, result)
-            return
         ttl = max(self.deadline - time.monotonic(), 0) + LEASE_MARGIN_S
         lease = self.store.acquire(target, ttl, now)
         try:
-            self._take_in(target, lease.checkpoint, now, result)
-            self.store.save(lease)  # staged: from here on nothing can be lost
-            stats = self.deliverer.deliver_due(
-                target, lease.checkpoint, now, persist=lambda: self.store.save(lease)
-            )
-            self._count(result, stats, lease.checkpoint)
+            events = self._take_in(target, lease.checkpoint, now, result)
+            verdicts = self._enrich(target, self._classify(target, events))
+            plan = self.notifier.stage(target, verdicts, self.jobs, now)
+            self._count(target, result, verdicts, plan)
+            self._deliver_legacy_outbox(target, lease, now, result)
             self.store.save(lease, release=True)
         except BaseException:
             self.store.release(lease)
@@ -190,26 +196,54 @@ class Run:
 
     def _take_in(
         self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult
-    ) -> None:
-        """Fetch, classify, enrich and route new events into the checkpoint's outbox (in memory)."""
+    ) -> list[FlinkEvent]:
+        """Ingestion: the target's new events, oldest first (none on a quiet `latest` start)."""
         first_run = not checkpoint.started
         fetch = self._fetch(target, checkpoint, now)
         new = [event for event in fetch.events if checkpoint.is_new(event, self.overlap)]
         quiet_start = first_run and self.settings.start_from == "latest"
-        alerts = [] if quiet_start else rules.classify(new)
-        if not fetch.complete and fetch.unseen_estimate > 0:
-            alerts.insert(0, backlog_alert(target, fetch, self.settings.max_pages))
-        alerts = self._enrich(target, alerts)
         checkpoint.advance(new, self.overlap)
         if checkpoint.watermark is None:
             checkpoint.watermark = now  # an empty stream: start here, not again from scratch
         checkpoint.api_order = fetch.order or checkpoint.api_order
-        routed = route(alerts, self.settings)
-        if alerts and not routed:
-            log.warning("%s: %d alerts and no receiver configured", target.name, len(alerts))
-        checkpoint.enqueue(routed, now)
-        result.fetched, result.new_events, result.alerts = len(fetch.events), len(new), len(alerts)
-        result.requests = fetch.requests
+        result.fetched, result.new_events, result.requests = (
+            len(fetch.events),
+            len(new),
+            fetch.requests,
+        )
+        if quiet_start:
+            return []
+        if not fetch.complete and fetch.unseen_estimate > 0:
+            new.insert(0, backlog_event(target, fetch, self.settings.max_pages))
+        return new
+
+    def _classify(self, target: Target, events: list[FlinkEvent]) -> list[Verdict]:
+        """Rules, first match wins: alert, resolve or ignore."""
+        rules = self.settings.ruleset
+        needs_names = events and any(rule.needs_names for rule in rules)
+        return classify(events, rules, self._names(target) if needs_names else {})
+
+    def _count(
+        self, target: Target, result: TargetResult, verdicts: list[Verdict], plan: Plan
+    ) -> None:
+        result.alerts = sum(verdict.action == "alert" for verdict in verdicts)
+        result.silenced = plan.count(Reason.SILENCED)
+        result.folded = plan.count(Reason.FOLDED)
+        result.resolved = plan.resolved
+        if result.alerts and not self.settings.receivers:
+            log.warning("%s: %d alerts and no receiver configured", target.name, result.alerts)
+
+    def _deliver_legacy_outbox(
+        self, target: Target, lease: Any, now: datetime, result: TargetResult
+    ) -> None:
+        """Alerts staged per target by an older version: delivered as before, then gone."""
+        if not lease.checkpoint.outbox:
+            return
+        stats = self.deliverer.deliver_due(
+            target, lease.checkpoint, now, persist=lambda: self.store.save(lease)
+        )
+        result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
+        result.pending = len(lease.checkpoint.outbox)
 
     def _fetch(self, target: Target, checkpoint: Checkpoint, now: datetime) -> FetchResult:
         paging = {"page_size": self.settings.page_size, "order_hint": checkpoint.api_order}
@@ -225,15 +259,20 @@ class Run:
             target, floor=floor, max_pages=self.settings.max_pages, **paging
         )
 
-    def _enrich(self, target: Target, alerts: list[Alert]) -> list[Alert]:
-        if not alerts:
-            return alerts
+    def _enrich(self, target: Target, verdicts: list[Verdict]) -> list[Verdict]:
+        """Deployment names, console links, and ListJobs' cause of a failure."""
+        if not verdicts:
+            return verdicts
+        names = self._names(target)
+        named = [replace(v, alert=self._enriched(v.alert, names)) for v in verdicts]
+        return with_causes(named, target, self.jobs)
+
+    def _names(self, target: Target) -> dict[str, str]:
         try:
-            names = self.source.list_deployments(target)
+            return self.source.list_deployments(target)
         except ApiError as exc:  # names are a nicety; the alert matters more
             log.warning("cannot list deployments of %s: %s", target.name, exc)
-            names = {}
-        return [self._enriched(alert, names) for alert in alerts]
+            return {}
 
     def _enriched(self, alert: Alert, names: dict[str, str]) -> Alert:
         event = alert.event
@@ -247,29 +286,13 @@ class Run:
         )
         return replace(alert, deployment_name=names.get(event.deployment_id, ""), console_url=url)
 
-    def _preview(
-        self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult
-    ) -> None:
-        """--dry-run: print what would be sent; send and commit nothing."""
-        for _, batch in due_batches(target, checkpoint, now):
-            channel = self.channels.get(batch.receiver)
-            for message in channel.build(batch) if channel else []:
-                print(f"--- would send to {batch.receiver} ({target.name}) ---", file=self.out)
-                print(message.preview(), file=self.out)
-        result.pending = len(checkpoint.outbox)
 
-    @staticmethod
-    def _count(result: TargetResult, stats: DeliveryStats, checkpoint: Checkpoint) -> None:
-        result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
-        result.pending = len(checkpoint.outbox)
-
-
-def backlog_alert(target: Target, fetch: FetchResult, max_pages: int) -> Alert:
-    """One alert standing for the new events beyond `max_pages`, instead of a flood."""
+def backlog_event(target: Target, fetch: FetchResult, max_pages: int) -> FlinkEvent:
+    """One synthetic event standing for the new events beyond `max_pages`, instead of a flood."""
     # Just before the oldest event read: the events it stands for are older still.
     oldest = fetch.events[0].created_at if fetch.events else datetime.now(timezone.utc)
     oldest -= timedelta(milliseconds=1)
-    event = FlinkEvent(
+    return FlinkEvent(
         event_id=f"backlog:{target.name}:{oldest.isoformat()}",
         event_name="EVENTS_NOT_SHOWN",
         created_at=oldest,
@@ -280,18 +303,6 @@ def backlog_alert(target: Target, fetch: FetchResult, max_pages: int) -> Alert:
             f"{max_pages} pages; look at the Flink console for the full history"
         ),
     )
-    return Alert(event, severity="warning", rule="backlog")
-
-
-def rate_limits(settings: Settings, channels: dict[str, Channel]) -> dict[str, tuple[int, float]]:
-    limits: dict[str, tuple[int, float]] = {}
-    for receiver in settings.receivers:
-        channel = channels.get(receiver.name)
-        limit = parse_rate(receiver.rate_limit) if receiver.rate_limit else None
-        limit = limit or (channel.default_rate if channel else None)
-        if limit:
-            limits[receiver.name] = limit
-    return limits
 
 
 def make_run(
@@ -304,7 +315,9 @@ def make_run(
 ) -> Run:
     """Wire the run from configuration. `credentials` is called only if something needs the cloud."""
     from .channels import make_channel
+    from .channels.base import RecordingChannel
     from .checkpoint import open_store
+    from .checkpoint.backend import OverlayBackend
     from .render import Renderer
 
     renderer = Renderer(settings.templates_dir, settings.timezone)
@@ -312,10 +325,15 @@ def make_run(
         receiver.name: make_channel(receiver, renderer, settings.delivery.timeout_s)
         for receiver in settings.receivers
     }
+    store = open_store(settings.checkpoint, region=settings.region, credentials=credentials)
+    if dry_run:  # the same pipeline, with writes kept in memory and channels that only print
+        store = CheckpointStore(OverlayBackend(store.backend), store.owner, local=store.local)
+        channels = {name: RecordingChannel(channel, out) for name, channel in channels.items()}
     return Run(
         settings,
         source=make_source(settings, credentials=credentials, deadline=deadline),
-        store=open_store(settings.checkpoint, region=settings.region, credentials=credentials),
+        store=store,
+        records=RecordStore(store.backend, store.owner, local=store.local),
         channels=channels,
         deadline=deadline,
         dry_run=dry_run,

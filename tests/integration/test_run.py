@@ -37,6 +37,9 @@ def cloud_env(monkeypatch, flink_server: FlinkServer) -> dict[str, str]:
     return {**os.environ, **env}
 
 
+EVERY_EVENT_ROUTE = {"group_by": ["target"], "repeat_interval": "0s", "send_resolved": False}
+
+
 def write_config(
     tmp_path: Path, flink: FlinkServer, receivers: list[ReceiverServer], **extra: Any
 ) -> Path:
@@ -50,6 +53,8 @@ def write_config(
             for i, server in enumerate(receivers)
         ],
         "delivery": {"initial_backoff": "0s", "max_backoff": "0s"},
+        # Every failure in one message per run: these tests are about delivery, not folding.
+        "routes": [EVERY_EVENT_ROUTE] if receivers else [],
         **extra,
     }
     path = tmp_path / "config.yaml"
@@ -222,7 +227,7 @@ def test_corrupt_checkpoint_is_shown_and_reset(tmp_path, capsys, flink_server, r
     config = write_config(tmp_path, flink_server, [receiver])
     run(capsys, config)
     target = f"{flink_server.workspace}/{flink_server.namespace}"
-    (path,) = (tmp_path / "checkpoints").glob("*.json")
+    (path,) = (tmp_path / "checkpoints").glob(f"{flink_server.workspace}*.json")
     path.write_text("# flink-alerts checkpoint version 3\n{broken")
     code, summary = run(capsys, config)
     assert code == 1 and "checkpoint is not valid JSON" in summary["errors"][0]
@@ -318,7 +323,8 @@ def test_readme_example_runs_twice_without_repeating(tmp_path, monkeypatch, caps
     path = tmp_path / "config.yaml"
     path.write_text(config)
     code, first = run(capsys, path)
-    assert code == 0 and first["alerts"] == 4 and first["sent"] == 1
+    # one message per deployment (the default `group_by: [deployment]`)
+    assert code == 0 and first["alerts"] == 4 and first["sent"] == 3
     code, second = run(capsys, path)
     assert code == 0 and second["new_events"] == 0 and second["sent"] == 0
 

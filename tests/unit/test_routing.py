@@ -96,19 +96,3 @@ def test_group_key_by_deployment_or_fleet_wide():
     assert group_key(by_namespace, one) == group_key(by_namespace, two)
     assert group_key(by_namespace, one) == group_key(by_namespace, other_workspace)
     assert group_key(by_namespace, one) != group_key(by_deployment, one)
-
-
-def test_the_runner_sends_each_alert_to_its_routes_receivers_once():
-    from flink_alerts.runner import route
-    from flink_alerts.settings import Settings
-
-    settings = Settings(
-        receivers=[{"type": "console", "name": name} for name in RECEIVERS],
-        routes=[
-            {"match": {"namespace": "prod"}, "receivers": ["ops", "db"], "continue": True},
-            {"match": {"namespace": "prod"}, "receivers": ["db"]},
-        ],
-    )
-    prod, dev = Alert(event(namespace="prod")), Alert(event(namespace="dev"))
-    assert route([prod], settings) == [("ops", prod), ("db", prod)]
-    assert [name for name, _ in route([dev], settings)] == list(RECEIVERS)

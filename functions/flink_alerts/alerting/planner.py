@@ -165,7 +165,9 @@ class Planner:
         previous = state.log.get((path, incident.fingerprint))
         status = Status.RESOLVED if decision.reason is Reason.RESOLVED else Status.FIRING
         state.log[(path, incident.fingerprint)] = Sent(status, self.now, incident.events, receivers)
-        not_before = incident.started_at + timedelta(seconds=route.group_wait)
+        # group_wait counts from when we first hear of it: event clocks may disagree with ours.
+        wait = route.group_wait if decision.reason is Reason.NEW else 0.0
+        not_before = self.now + timedelta(seconds=wait)
         for receiver in receivers:
             plan.notices.append(
                 Notice(
@@ -177,8 +179,6 @@ class Planner:
                     alert=incident.last,
                     count=decision.count,
                     since=previous.at if previous else None,
-                    not_before=max(not_before, self.now)
-                    if decision.reason is Reason.NEW
-                    else self.now,
+                    not_before=not_before,
                 )
             )

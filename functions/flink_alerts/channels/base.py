@@ -137,3 +137,21 @@ def fitted(
         return make_payload(renderer.context_for(shown_batch, max_message_chars=max_message_chars))
 
     return fit_alerts(min(len(batch.alerts), max_alerts), build, fits)[0]
+
+
+class RecordingChannel:
+    """A channel for `--dry-run`: builds exactly like the real one, prints instead of sending."""
+
+    def __init__(self, channel: Channel, out: Any = None) -> None:
+        self.channel = channel
+        self.out = out
+        self.recorded: list[Message] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.channel, name)
+
+    def send(self, message: Message) -> str:
+        self.recorded.append(message)
+        print(f"--- would send to {message.receiver} ---", file=self.out)
+        print(message.preview(), file=self.out)
+        return "recorded (dry run)"

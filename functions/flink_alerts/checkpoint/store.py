@@ -190,10 +190,17 @@ class RecordStore:
         self.owner = owner or new_owner()
         self.local = local
 
-    def read(self, key: str) -> dict[str, Any] | None:
-        return self._load(key)[0]
+    def read(self, key: str) -> tuple[dict[str, Any] | None, int | None]:
+        """The record and its version (None, None when never saved)."""
+        data, _, version = self._load(key)
+        return data, version
+
+    def put(self, key: str, data: dict[str, Any], version: int | None) -> bool:
+        """Save a record nobody leases if it is still at `version`; False when it changed."""
+        return self.backend.save(key, _record(data, None), version)
 
     def update(self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> None:
+        """Apply `change` to the current record; retried on a fresh copy after a lost race."""
         for _ in range(MAX_CAS_ATTEMPTS):
             data, lease, version = self._load(key)
             if self.backend.save(key, _record(change(data), lease), version):

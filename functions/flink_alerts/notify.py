@@ -1,0 +1,223 @@
+"""Notification stages: plan and stage per target, deliver per receiver.
+
+Order of writes for one target (send-then-commit, nothing lost by a crash between any two):
+
+1. plan the target's verdicts against the alerting record (incidents, notification log);
+2. stage the notices into each receiver's record (compare-and-swap, deduplicated by notice id);
+3. save the alerting record, marking the events as planned (compare-and-swap; on a lost race
+   everything from 1 is redone on the fresh record: staging again adds nothing twice);
+4. the runner commits the target's ingestion boundary.
+
+A crash after 2 repeats the same events next run: the plan is the same, staging dedupes it. A
+crash after 3 repeats them too: they are marked planned and skipped. Delivery runs once per
+receiver after every target was staged, so one message can cover several targets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+from .alerting.incidents import Status
+from .alerting.planner import Plan, Planner
+from .alerting.records import AlertingRecord, ReceiverRecord
+from .alerting.rules import Verdict
+from .channels.base import Channel
+from .checkpoint.outbox import RetryPolicy
+from .checkpoint.store import RecordStore
+from .delivery import Deliverer, DeliveryStats, RateLimiter
+from .errors import ApiError, LeaseHeldError
+from .events import Target
+from .flink.jobs import JobStatus, latest
+from .settings import Settings, parse_rate
+
+log = logging.getLogger("flink_alerts.notify")
+ALERTING_KEY = "alerting"
+MAX_STAGE_ATTEMPTS = 10
+JOB_LOOKUP_MARGIN_S = 20.0  # no ListJobs calls when the run has less time than this left
+
+
+def receiver_key(name: str) -> str:
+    return "receiver." + quote(name, safe="")
+
+
+def event_key(verdict: Verdict) -> str:
+    event = verdict.alert.event
+    return f"{event.workspace}/{event.namespace}/{event.event_id}"
+
+
+class Jobs:
+    """ListJobs, at most once per deployment and run, and never when the deadline is near."""
+
+    def __init__(self, source: Any, deadline: float) -> None:
+        self.list_jobs = getattr(source, "list_jobs", None)
+        self.deadline = deadline
+        self.cache: dict[tuple[str, str, str], JobStatus | None] = {}
+
+    def current(self, target: Target, deployment_id: str) -> JobStatus | None:
+        key = (target.workspace, target.namespace, deployment_id)
+        if key in self.cache:
+            return self.cache[key]
+        if not self.list_jobs or not deployment_id:
+            return None
+        if time.monotonic() > self.deadline - JOB_LOOKUP_MARGIN_S:
+            return None
+        try:
+            self.cache[key] = latest(self.list_jobs(target, deployment_id))
+        except ApiError as exc:  # a nicety: the alert matters more
+            log.warning("cannot list jobs of %s in %s: %s", deployment_id, target.name, exc)
+            self.cache[key] = None
+        return self.cache[key]
+
+
+def with_causes(verdicts: list[Verdict], target: Target, jobs: Jobs) -> list[Verdict]:
+    """Add ListJobs' failure cause to failures whose text lacks it."""
+    return [_with_cause(verdict, target, jobs) for verdict in verdicts]
+
+
+def _with_cause(verdict: Verdict, target: Target, jobs: Jobs) -> Verdict:
+    alert = verdict.alert
+    if verdict.action != "alert" or alert.severity != "critical":
+        return verdict
+    job = jobs.current(target, alert.event.deployment_id)
+    failure = job.failure if job else None
+    if not failure or not failure.message or failure.message in alert.event.message:
+        return verdict
+    cause = f"{failure.reason}: {failure.message}" if failure.reason else failure.message
+    return replace(verdict, alert=replace(alert, extra={**alert.extra, "cause": cause}))
+
+
+@dataclass
+class Staged:
+    plan: Plan
+    staged: int = 0
+
+
+class Notifier:
+    def __init__(
+        self,
+        settings: Settings,
+        records: RecordStore,
+        channels: dict[str, Channel],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.settings = settings
+        self.records = records
+        self.channels = channels
+        self.clock = clock
+        self.policy = RetryPolicy(**settings.delivery.model_dump(exclude={"timeout_s"}))
+
+    # -- stage (per target) ------------------------------------------------------------------
+
+    def stage(self, target: Target, verdicts: list[Verdict], jobs: Jobs, now: datetime) -> Plan:
+        for _ in range(MAX_STAGE_ATTEMPTS):
+            data, version = self.records.read(ALERTING_KEY)
+            record = AlertingRecord.from_dict(data) if data else AlertingRecord()
+            plan = self._plan(record, target, verdicts, jobs, now)
+            self._stage_notices(plan, now)
+            if self.records.put(ALERTING_KEY, record.to_dict(), version):
+                return plan
+        raise LeaseHeldError(f"{target.name}: the alerting record kept changing; staged next run")
+
+    def _plan(
+        self,
+        record: AlertingRecord,
+        target: Target,
+        verdicts: list[Verdict],
+        jobs: Jobs,
+        now: datetime,
+    ) -> Plan:
+        fresh = [v for v in verdicts if event_key(v) not in record.applied]
+        planner = Planner(self.settings.route_tree, self.settings.silences, now)
+        plan = planner.plan(record.state, fresh)
+        self._resolve_running(record, target, {v.fingerprint for v in fresh}, planner, plan, jobs)
+        record.mark_applied([event_key(v) for v in fresh], now)
+        record.prune(now)
+        return plan
+
+    @staticmethod
+    def _resolve_running(
+        record: AlertingRecord,
+        target: Target,
+        touched: set[str],
+        planner: Planner,
+        plan: Plan,
+        jobs: Jobs,
+    ) -> None:
+        """Open incidents of the target whose deployment runs again (ListJobs), once per run."""
+        for incident in list(record.state.incidents.values()):
+            workspace, namespace, deployment_id = incident.deployment_key
+            if incident.status is not Status.FIRING or incident.fingerprint in touched:
+                continue
+            if (workspace, namespace) != (target.workspace, target.namespace):
+                continue
+            job = jobs.current(target, deployment_id)
+            started = job.started_at if job else None
+            if job and job.status == "RUNNING" and started and started > incident.last_at:
+                planner.resolve_incident(
+                    record.state, incident, plan, cause=f"ListJobs {job.job_id}"
+                )
+
+    def _stage_notices(self, plan: Plan, now: datetime) -> None:
+        for name in dict.fromkeys(notice.receiver for notice in plan.notices):
+
+            def change(data: dict[str, Any] | None, name: str = name) -> dict[str, Any]:
+                record = ReceiverRecord.from_dict(data) if data else ReceiverRecord(name)
+                record.stage(plan.notices, now)
+                return record.to_dict()
+
+            self.records.update(receiver_key(name), change)
+
+    # -- deliver (per receiver, after every target) -------------------------------------------
+
+    def deliver(self, name: str, deadline: float) -> tuple[DeliveryStats, int]:
+        """Send what is due for one receiver; returns the stats and how many alerts still wait."""
+        now = self.clock()
+        ttl = max(deadline - time.monotonic(), 0) + 30.0
+        lease = self.records.acquire(receiver_key(name), ttl, now)
+        record = ReceiverRecord.from_dict(lease.data) if lease.data else ReceiverRecord(name)
+        known = {entry.id for entry in record.outbox}
+
+        def merge(fresh: dict[str, Any], _ours: dict[str, Any]) -> dict[str, Any]:
+            added = [e for e in ReceiverRecord.from_dict(fresh).outbox if e.id not in known]
+            record.outbox.extend(added)
+            known.update(entry.id for entry in added)
+            return record.to_dict()
+
+        def persist() -> None:
+            self.records.save(lease, record.to_dict(), merge)
+
+        limiter = self._limiter(name, record)
+        try:
+            deliverer = Deliverer(self.channels, self.policy, limiter)
+            stats = deliverer.deliver(record, lambda: record.batches(now), now, persist)
+        finally:
+            record.sent_at = list(limiter.sent.get(name, ()))
+            self.records.save(lease, record.to_dict(), merge, release=True)
+        return stats, len(record.outbox)
+
+    def _limiter(self, name: str, record: ReceiverRecord) -> RateLimiter:
+        """The receiver's rate limit over wall-clock time, seeded by earlier runs' messages."""
+        limits = rate_limits(self.settings, self.channels)
+        limiter = RateLimiter({k: v for k, v in limits.items() if k == name}, clock=time.time)
+        if name in limits:
+            limiter.sent[name] = deque(record.sent_at)
+        return limiter
+
+
+def rate_limits(settings: Settings, channels: dict[str, Channel]) -> dict[str, tuple[int, float]]:
+    limits: dict[str, tuple[int, float]] = {}
+    for receiver in settings.receivers:
+        channel = channels.get(receiver.name)
+        limit = parse_rate(receiver.rate_limit) if receiver.rate_limit else None
+        limit = limit or (channel.default_rate if channel else None)
+        if limit:
+            limits[receiver.name] = limit
+    return limits
