@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .channels.base import Channel, Message
@@ -56,6 +56,7 @@ class DeliveryStats:
     sent: int = 0
     failed: int = 0
     dropped: int = 0
+    needs_fix: list[str] = field(default_factory=list)
 
 
 def due_batches(
@@ -157,12 +158,19 @@ class Deliverer:
         stats: DeliveryStats,
     ) -> None:
         stats.failed += 1
-        log.warning(
-            "delivery to %s failed (%s): %s",
-            receiver,
-            "will retry" if error.retryable else "permanent",
-            error,
-        )
+        if error.fixable:
+            stats.needs_fix.append(f"needs a fix: {error}")
+            log.error(
+                "delivery to %s needs a fix: %s; %d alerts wait for it until delivery.max_age, "
+                "check with `flink-alerts test-send --receiver %s`",
+                receiver,
+                error,
+                len(keys),
+                receiver,
+            )
+        else:
+            kind = "will retry" if error.retryable else "permanent"
+            log.warning("delivery to %s failed (%s): %s", receiver, kind, error)
         dropped = checkpoint.failed(
             receiver,
             keys,
@@ -171,6 +179,7 @@ class Deliverer:
             retry_after=error.retry_after,
             now=now,
             policy=self.policy,
+            parked=error.fixable,
         )
         self._log_dropped(dropped, str(error), stats)
 

@@ -77,7 +77,16 @@ class DeliveryError(FlinkAlertsError):
     The message must never contain a token, secret, password or full webhook URL.
     """
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        fixable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        # A person can fix it (token, password, certificate, channel): the alert waits for that.
+        self.fixable = fixable

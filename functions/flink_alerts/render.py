@@ -353,6 +353,8 @@ class Renderer:
             "console_url": alert.console_url,
             "severity": alert.severity,
             "rule": alert.rule,
+            "count": max(int(alert.extra.get("count") or 1), 1),  # events this alert stands for
+            "cause": str(alert.extra.get("cause", "")),
             "extra": dict(alert.extra),
         }
 

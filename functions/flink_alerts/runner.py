@@ -158,6 +158,7 @@ class Run:
         def deliver(result: TargetResult) -> None:
             stats, result.pending = self.notifier.deliver(name, self.deadline)
             result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
+            result.error = "; ".join(dict.fromkeys(stats.needs_fix))
 
         return self._guarded(f"receiver {name}", deliver)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,30 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from flink_alerts.cli import main
 from tests.servers.flink_server import FlinkServer
 from tests.servers.receiver import ReceiverServer
-
-
-@pytest.fixture
-def receiver():
-    with ReceiverServer() as server:
-        yield server
-
-
-@pytest.fixture
-def cloud_env(monkeypatch, flink_server: FlinkServer) -> dict[str, str]:
-    creds = flink_server.credentials
-    env = {
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": creds.access_key_id,
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": creds.access_key_secret,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return {**os.environ, **env}
-
 
 EVERY_EVENT_ROUTE = {"group_by": ["target"], "repeat_interval": "0s", "send_resolved": False}
 

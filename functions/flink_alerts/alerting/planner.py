@@ -79,7 +79,8 @@ class Planner:
         self.now = now
 
     def plan(self, state: State, verdicts: list[Verdict]) -> Plan:
-        """Take this run's verdicts in order, then send digests of what was folded before."""
+        """Take this run's verdicts in order; then one digest per incident whose repeat_interval
+        has passed, covering every event folded since its last notice."""
         plan = Plan()
         for verdict in verdicts:
             if verdict.action == "alert":
@@ -143,6 +144,9 @@ class Planner:
     ) -> None:
         path = path or route.path
         decision = self._decide(state, incident, route, path)
+        if decision.reason is Reason.REPEAT_DUE and cause:
+            # An event never repeats on its own: the run's digest covers it (see _digests).
+            decision = Decision(Reason.FOLDED)
         plan.outcomes.append(Outcome(incident.fingerprint, path, decision.reason, cause))
         if decision.notify:
             self._queue(state, incident, route, receivers, decision, plan, path)

@@ -53,10 +53,13 @@ class EmailChannel(Channel):
             raise DeliveryError(
                 f"{where}: {exc.smtp_code} {_text(exc.smtp_error)}{_hint(exc.smtp_code)}",
                 retryable=400 <= exc.smtp_code < 500,
+                fixable=bool(_hint(exc.smtp_code)),
             ) from None
         except ssl.SSLCertVerificationError as exc:
             raise DeliveryError(
-                f"{where}: TLS certificate not trusted ({exc.verify_message})", retryable=False
+                f"{where}: TLS certificate not trusted ({exc.verify_message})",
+                retryable=False,
+                fixable=True,
             ) from None
         except smtplib.SMTPNotSupportedError as exc:
             raise DeliveryError(f"{where}: {exc}", retryable=False) from None

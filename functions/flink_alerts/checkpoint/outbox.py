@@ -101,14 +101,18 @@ class Outbox:
         retry_after: float | None,
         now: datetime,
         policy: RetryPolicy,
+        parked: bool = False,
     ) -> list[OutboxEntry]:
-        """Record a failed attempt; returns the entries given up on (permanent, too many, too old)."""
+        """Record a failed attempt; returns the entries given up on (permanent, too many, too old).
+
+        `parked`: waiting for a person to fix the receiver, so only `max_age` gives up on it."""
         dropped: list[OutboxEntry] = []
         for entry in self._entries(receiver, alert_keys):
             entry.attempts += 1
             entry.last_error = error
             expired = (now - entry.queued_at).total_seconds() >= policy.max_age
-            if not retryable or entry.attempts >= policy.max_attempts or expired:
+            too_many = entry.attempts >= policy.max_attempts and not parked
+            if not (retryable or parked) or too_many or expired:
                 dropped.append(entry)
                 continue
             wait = max(policy.backoff(entry.attempts), retry_after or 0.0)
