@@ -1,6 +1,7 @@
 """`flink-alerts routes` and `check` over rules, routes and silences (no server needed)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,19 @@ def test_check_exits_2_with_the_key_path(tmp_path, capsys):
     path.write_text(CONFIG.replace('between: "01:00-03:00"', 'between: "3am"'))
     assert main(["check", "--config", str(path)]) == 2
     assert "silences[0].between: not a window" in capsys.readouterr().err
+
+
+def test_the_readme_worked_example_says_what_the_readme_shows(tmp_path, capsys):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("Worked example:") :]
+    config = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    shown = section.split("```\n$ ", 1)[1].split("```", 1)[0]
+    command, expected = shown.split("\n", 1)
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "targets: [{workspace: a1b2c3d4e5, namespace: orders-prod}]\n"
+        "receivers: [{name: oncall, type: console}, {name: data, type: console}]\n" + config
+    )
+    event = command.split("--event '", 1)[1].rstrip("'")
+    assert main(["routes", "--config", str(path), "--event", event]) == 0
+    assert capsys.readouterr().out == expected
