@@ -19,17 +19,19 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
 from .alerting.incidents import Status
+from .alerting.matchers import Subject
 from .alerting.planner import Plan, Planner
-from .alerting.records import AlertingRecord, ReceiverRecord
+from .alerting.records import AlertingRecord, Pending, ReceiverRecord
+from .alerting.routing import matching_routes
 from .alerting.rules import Verdict
 from .channels.base import Channel
-from .checkpoint.outbox import RetryPolicy
+from .checkpoint.outbox import OutboxEntry, RetryPolicy
 from .checkpoint.store import RecordStore
 from .delivery import Deliverer, DeliveryStats, RateLimiter
 from .errors import ApiError, LeaseHeldError
@@ -93,12 +95,6 @@ def _with_cause(verdict: Verdict, target: Target, jobs: Jobs) -> Verdict:
     return replace(verdict, alert=replace(alert, extra={**alert.extra, "cause": cause}))
 
 
-@dataclass
-class Staged:
-    plan: Plan
-    staged: int = 0
-
-
 class Notifier:
     def __init__(
         self,
@@ -139,6 +135,7 @@ class Notifier:
         plan = planner.plan(record.state, fresh)
         self._resolve_running(record, target, {v.fingerprint for v in fresh}, planner, plan, jobs)
         record.mark_applied([event_key(v) for v in fresh], now)
+        record.mark_staged([notice.receiver for notice in plan.notices])
         record.prune(now)
         return plan
 
@@ -203,6 +200,53 @@ class Notifier:
             self.records.save(lease, record.to_dict(), merge, release=True)
         return stats, len(record.outbox)
 
+    # -- receivers renamed or removed ----------------------------------------------------------
+
+    def stranded(self) -> list[str]:
+        """Receivers with notices staged earlier that the configuration no longer has."""
+        data, _ = self.records.read(ALERTING_KEY)
+        configured = {receiver.name for receiver in self.settings.receivers}
+        known = AlertingRecord.from_dict(data).receivers if data else []
+        return [name for name in known if name not in configured]
+
+    def reroute(self, name: str, deadline: float) -> str:
+        """Move what waits for a gone receiver to where the routes send it now; say what moved."""
+        now = self.clock()
+        ttl = max(deadline - time.monotonic(), 0) + 30.0
+        lease = self.records.acquire(receiver_key(name), ttl, now)
+        record = ReceiverRecord.from_dict(lease.data) if lease.data else ReceiverRecord(name)
+        moved = self._moved(name, record.outbox)
+        for other, entries in moved.items():
+            self.records.update(receiver_key(other), _adding(other, entries))
+        waiting = len(record.outbox)
+        if moved or not waiting:
+            record.outbox = []
+            self._forget_receiver(name)
+        self.records.save(lease, record.to_dict(), lambda fresh, ours: ours, release=True)
+        if not waiting:
+            return ""
+        where = f"re-routed to {', '.join(moved)}" if moved else "kept: no receiver to route to"
+        log.error("receiver %s is no longer configured: %d alerts waited; %s", name, waiting, where)
+        return f"no longer configured (renamed or removed): {waiting} waiting alerts {where}"
+
+    def _moved(self, name: str, entries: list[OutboxEntry]) -> dict[str, list[Pending]]:
+        moved: dict[str, list[Pending]] = {}
+        for entry in entries:
+            routes = matching_routes(self.settings.route_tree, Subject.of(entry.alert))
+            for other in dict.fromkeys(n for route in routes for n in route.receivers):
+                entry_id = f"{other}|from {name}|{getattr(entry, 'id', entry.alert.key)}"
+                copy = Pending(**{**entry.__dict__, "receiver": other, "id": entry_id})
+                moved.setdefault(other, []).append(copy)
+        return moved
+
+    def _forget_receiver(self, name: str) -> None:
+        def change(data: dict[str, Any] | None) -> dict[str, Any]:
+            record = AlertingRecord.from_dict(data) if data else AlertingRecord()
+            record.receivers = [known for known in record.receivers if known != name]
+            return record.to_dict()
+
+        self.records.update(ALERTING_KEY, change)
+
     def _limiter(self, name: str, record: ReceiverRecord) -> RateLimiter:
         """The receiver's rate limit over wall-clock time, seeded by earlier runs' messages."""
         limits = rate_limits(self.settings, self.channels)
@@ -210,6 +254,16 @@ class Notifier:
         if name in limits:
             limiter.sent[name] = deque(record.sent_at)
         return limiter
+
+
+def _adding(name: str, entries: list[Pending]) -> Callable[[dict[str, Any] | None], dict]:
+    def change(data: dict[str, Any] | None) -> dict[str, Any]:
+        record = ReceiverRecord.from_dict(data) if data else ReceiverRecord(name)
+        staged = {getattr(entry, "id", "") for entry in record.outbox}
+        record.outbox += [entry for entry in entries if entry.id not in staged]
+        return record.to_dict()
+
+    return change
 
 
 def rate_limits(settings: Settings, channels: dict[str, Channel]) -> dict[str, tuple[int, float]]:

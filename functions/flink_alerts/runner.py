@@ -136,6 +136,7 @@ class Run:
         workers = max(1, min(self.settings.concurrency, len(targets)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
             results = list(pool.map(self.run_target, targets))
+            results += list(pool.map(self.reroute_receiver, self._stranded()))
             names = [receiver.name for receiver in self.settings.receivers]
             results += list(pool.map(self.run_receiver, names))
         summary = Summary(
@@ -161,6 +162,21 @@ class Run:
             result.error = "; ".join(dict.fromkeys(stats.needs_fix))
 
         return self._guarded(f"receiver {name}", deliver)
+
+    def _stranded(self) -> list[str]:
+        try:
+            return self.notifier.stranded()
+        except FlinkAlertsError as exc:  # the store is down: the targets already said so
+            log.warning("cannot look for renamed receivers: %s", exc)
+            return []
+
+    def reroute_receiver(self, name: str) -> TargetResult:
+        """A receiver renamed or removed: what waits for it is reported and re-routed."""
+
+        def reroute(result: TargetResult) -> None:
+            result.error = self.notifier.reroute(name, self.deadline)
+
+        return self._guarded(f"receiver {name}", reroute)
 
     def _guarded(self, name: str, stage: Callable[[TargetResult], None]) -> TargetResult:
         started = time.monotonic()

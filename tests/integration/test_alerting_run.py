@@ -155,3 +155,23 @@ def test_the_rate_limit_is_shared_by_separate_runs(tmp_path, capsys, flink_serve
         code, second = run(capsys, path)  # a new process would read the same record
         assert first["sent"] == 1 and second["sent"] == 0 and second["pending"] == 1
         assert len(limited.bodies) == 1
+
+
+def test_alerts_waiting_for_a_renamed_receiver_are_reported_and_re_routed(
+    tmp_path, capsys, flink_server, receiver, cloud_env
+):
+    path = config(tmp_path, flink_server, [receiver])
+    receiver.status = 503
+    raw = events(flink_server, "dep-a", ["x"], "JOB_FAILED")
+    code, first = run(capsys, path)
+    assert first["pending"] == 1
+    path.write_text(path.read_text().replace('"hook0"', '"renamed"'))
+    receiver.status = 200
+    code, second = run(capsys, path)
+    (error,) = second["errors"]
+    assert (
+        error.startswith("receiver hook0: no longer configured") and "re-routed to renamed" in error
+    )
+    assert [alert["eventId"] for alert in alerts(receiver)] == [raw[0]["eventId"]]
+    code, third = run(capsys, path)
+    assert third["errors"] == [] and len(receiver.bodies) == 1

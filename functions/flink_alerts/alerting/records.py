@@ -153,12 +153,13 @@ class ReceiverRecord(Outbox):
 class AlertingRecord:
     state: State = field(default_factory=State)
     applied: dict[str, str] = field(default_factory=dict)  # event key -> when it was planned
-
-    def unapplied(self, keys: list[str]) -> set[str]:
-        return {key for key in keys if key not in self.applied}
+    receivers: list[str] = field(default_factory=list)  # every receiver notices were staged for
 
     def mark_applied(self, keys: list[str], now: datetime) -> None:
         self.applied.update(dict.fromkeys(keys, now.isoformat()))
+
+    def mark_staged(self, receivers: list[str]) -> None:
+        self.receivers = list(dict.fromkeys([*self.receivers, *receivers]))
 
     def prune(self, now: datetime) -> None:
         """Forget what cannot matter any more, so the record stays small."""
@@ -175,6 +176,7 @@ class AlertingRecord:
             "incidents": [_incident_dict(i) for i in self.state.incidents.values()],
             "log": [_sent_dict(path, fp, sent) for (path, fp), sent in self.state.log.items()],
             "applied": self.applied,
+            "receivers": self.receivers,
         }
 
     @classmethod
@@ -182,7 +184,8 @@ class AlertingRecord:
         incidents = [_incident(raw) for raw in data.get("incidents", [])]
         log = {(raw["route"], raw["fingerprint"]): _sent(raw) for raw in data.get("log", [])}
         state = State({incident.fingerprint: incident for incident in incidents}, log)
-        return cls(state, dict(data.get("applied") or {}))
+        applied, receivers = dict(data.get("applied") or {}), list(data.get("receivers") or [])
+        return cls(state, applied, receivers)
 
 
 def _incident_dict(incident: Incident) -> dict[str, Any]:
