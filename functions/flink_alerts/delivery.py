@@ -180,6 +180,7 @@ class Deliverer:
             now=now,
             policy=self.policy,
             parked=error.fixable,
+            retry_only=error.retry_only,
         )
         self._log_dropped(dropped, str(error), stats)
 

@@ -84,9 +84,12 @@ class DeliveryError(FlinkAlertsError):
         retryable: bool,
         retry_after: float | None = None,
         fixable: bool = False,
+        retry_only: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         # A person can fix it (token, password, certificate, channel): the alert waits for that.
         self.fixable = fixable
+        # Delivered to some: only these (e.g. SMTP recipients refused with 4xx) are tried again.
+        self.retry_only = retry_only

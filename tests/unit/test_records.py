@@ -93,3 +93,28 @@ def test_trim_keeps_exception_lines_and_top_frames():
     assert "Caused by: java.lang.OutOfMemoryError" in text
     assert text.count("\tat ") == 6
     assert len(trim_message(java_trace(10_000), 300).encode()) <= 300
+
+
+def test_a_partial_delivery_retries_only_the_recipients_left():
+    from flink_alerts.checkpoint.outbox import RetryPolicy
+
+    record = ReceiverRecord("mail")
+    record.stage(plan_failures(1, AlertingRecord()).notices, T0)
+    ((entries, batch),) = record.batches(T0)
+    assert batch.only_to == ()
+    keys = tuple(e.alert.key for e in entries)
+    policy = RetryPolicy(initial_backoff=0, max_backoff=0)
+    kept = record.failed(
+        "mail",
+        keys,
+        error="450",
+        retryable=True,
+        retry_after=None,
+        now=T0,
+        policy=policy,
+        retry_only=("lead@example.com",),
+    )
+    assert kept == []
+    again = ReceiverRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+    ((_, retry),) = again.batches(later(1))
+    assert retry.only_to == ("lead@example.com",)

@@ -110,16 +110,17 @@ class ReceiverRecord(Outbox):
 
     def batches(self, now: datetime) -> list[tuple[list[OutboxEntry], Batch]]:
         """Due entries per message group and status, oldest first; the first reports the folded."""
-        groups: dict[tuple[str, str], list[OutboxEntry]] = {}
+        groups: dict[tuple[str, str, tuple[str, ...]], list[OutboxEntry]] = {}
         for entry in self.due(now).get(self.name, []):
-            key = (getattr(entry, "group", ""), getattr(entry, "status", "firing"))
+            key = (getattr(entry, "group", ""), getattr(entry, "status", "firing"), entry.only_to)
             groups.setdefault(key, []).append(entry)
         batches = []
-        for (_, status), entries in groups.items():
+        for (_, status, only_to), entries in groups.items():
             first = entries[0].alert.event
             target = Target(first.workspace, first.namespace)
             alerts = tuple(entry.alert for entry in entries)
-            batches.append((entries, Batch(self.name, target, alerts, status, now)))
+            batch = Batch(self.name, target, alerts, status, now, only_to=only_to)
+            batches.append((entries, batch))
         if batches and self.folded:
             entries, batch = batches[0]
             self.carried_by = entries[0].alert.key

@@ -28,6 +28,7 @@ class Message:
     receiver: str
     payload: Any  # JSON-able dict for HTTP channels, str for console, EmailMessage for email
     alert_keys: tuple[str, ...]
+    only_to: tuple[str, ...] = ()  # email: the envelope recipients still to deliver to
 
     def preview(self) -> str:
         """The exact payload as text, for `flink-alerts render` and `--dry-run`."""

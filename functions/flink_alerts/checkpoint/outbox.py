@@ -35,6 +35,7 @@ class OutboxEntry:
     next_attempt_at: datetime
     attempts: int = 0
     last_error: str = ""
+    only_to: tuple[str, ...] = ()  # email recipients still to deliver to (others accepted it)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -48,6 +49,7 @@ class OutboxEntry:
             "next_attempt_at": self.next_attempt_at.isoformat(),
             "attempts": self.attempts,
             "last_error": self.last_error,
+            **({"only_to": list(self.only_to)} if self.only_to else {}),
         }
 
     @classmethod
@@ -59,6 +61,7 @@ class OutboxEntry:
             next_attempt_at=datetime.fromisoformat(data["next_attempt_at"]),
             attempts=int(data["attempts"]),
             last_error=str(data.get("last_error", "")),
+            only_to=tuple(data.get("only_to") or ()),
         )
 
 
@@ -102,6 +105,7 @@ class Outbox:
         now: datetime,
         policy: RetryPolicy,
         parked: bool = False,
+        retry_only: tuple[str, ...] = (),
     ) -> list[OutboxEntry]:
         """Record a failed attempt; returns the entries given up on (permanent, too many, too old).
 
@@ -110,6 +114,7 @@ class Outbox:
         for entry in self._entries(receiver, alert_keys):
             entry.attempts += 1
             entry.last_error = error
+            entry.only_to = retry_only or entry.only_to
             expired = (now - entry.queued_at).total_seconds() >= policy.max_age
             too_many = entry.attempts >= policy.max_attempts and not parked
             if not (retryable or parked) or too_many or expired:
