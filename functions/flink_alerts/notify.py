@@ -118,7 +118,9 @@ class Notifier:
             record = AlertingRecord.from_dict(data) if data else AlertingRecord()
             plan = self._plan(record, target, verdicts, jobs, now)
             self._stage_notices(plan, now)
-            if self.records.put(ALERTING_KEY, record.to_dict(), version):
+            changed = record.to_dict()
+            unchanged = changed == (data or AlertingRecord().to_dict())
+            if unchanged or self.records.put(ALERTING_KEY, changed, version):
                 return plan
         raise LeaseHeldError(f"{target.name}: the alerting record kept changing; staged next run")
 
@@ -177,6 +179,9 @@ class Notifier:
     def deliver(self, name: str, deadline: float) -> tuple[DeliveryStats, int]:
         """Send what is due for one receiver; returns the stats and how many alerts still wait."""
         now = self.clock()
+        data, _ = self.records.read(receiver_key(name))
+        if not data or not data.get("outbox"):
+            return DeliveryStats(), 0  # nothing waits: no write
         ttl = max(deadline - time.monotonic(), 0) + 30.0
         lease = self.records.acquire(receiver_key(name), ttl, now)
         record = ReceiverRecord.from_dict(lease.data) if lease.data else ReceiverRecord(name)

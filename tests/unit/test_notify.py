@@ -117,3 +117,24 @@ def test_the_overlay_keeps_writes_in_memory(tmp_path):
     overlay = OverlayBackend(base)
     assert overlay.save("k", b"2", 1) and not overlay.save("k", b"3", 1)
     assert overlay.load("k").body == b"2" and base.load("k").body == b"1"
+
+
+class CountingBackend(FileBackend):
+    def __init__(self, directory) -> None:
+        super().__init__(directory)
+        self.saves: list[str] = []
+
+    def save(self, key: str, body: bytes, expected_version: int | None) -> bool:
+        self.saves.append(key)
+        return super().save(key, body, expected_version)
+
+
+def test_a_run_with_nothing_new_writes_nothing(tmp_path):
+    backend = CountingBackend(tmp_path)
+    records = RecordStore(backend)
+    notifier = Notifier(SETTINGS, records, {})
+    stage(records, [])
+    stats, waiting = notifier.deliver("ops", deadline=0)
+    assert (stats.sent, waiting, backend.saves) == (0, 0, [])
+    stage(records, FAILURES)
+    assert sorted(set(backend.saves)) == [ALERTING_KEY, receiver_key("dev"), receiver_key("ops")]
