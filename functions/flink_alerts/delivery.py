@@ -12,7 +12,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .channels.base import Channel, Message
@@ -20,6 +19,7 @@ from .checkpoint.model import Checkpoint
 from .checkpoint.outbox import Outbox, OutboxEntry, RetryPolicy
 from .errors import DeliveryError, FlinkAlertsError
 from .events import Batch, Target
+from .outcomes import Kind, Report
 
 log = logging.getLogger("flink_alerts.delivery")
 
@@ -51,14 +51,6 @@ class RateLimiter:
             return window[0] + period - now
 
 
-@dataclass
-class DeliveryStats:
-    sent: int = 0
-    failed: int = 0
-    dropped: int = 0
-    needs_fix: list[str] = field(default_factory=list)
-
-
 def due_batches(
     target: Target, checkpoint: Checkpoint, now: datetime
 ) -> list[tuple[list[OutboxEntry], Batch]]:
@@ -76,9 +68,14 @@ class Deliverer:
         self.limiter = limiter
 
     def deliver_due(
-        self, target: Target, checkpoint: Checkpoint, now: datetime, persist: Callable[[], None]
-    ) -> DeliveryStats:
-        return self.deliver(checkpoint, lambda: due_batches(target, checkpoint, now), now, persist)
+        self,
+        target: Target,
+        checkpoint: Checkpoint,
+        now: datetime,
+        persist: Callable[[], None],
+        report: Report,
+    ) -> None:
+        self.deliver(checkpoint, lambda: due_batches(target, checkpoint, now), now, persist, report)
 
     def deliver(
         self,
@@ -86,13 +83,12 @@ class Deliverer:
         batches: Callable[[], list[tuple[list[OutboxEntry], Batch]]],
         now: datetime,
         persist: Callable[[], None],
-    ) -> DeliveryStats:
+        report: Report,
+    ) -> None:
         """Drop what expired, then send the due `batches()` in order, persisting after each."""
-        stats = DeliveryStats()
-        self._log_dropped(outbox.expire(now, self.policy), "older than delivery.max_age", stats)
+        self._log_dropped(outbox.expire(now, self.policy), "older than delivery.max_age", report)
         for entries, batch in batches():
-            self._deliver_batch(outbox, batch, entries, now, persist, stats)
-        return stats
+            self._deliver_batch(outbox, batch, entries, now, persist, report)
 
     def _deliver_batch(
         self,
@@ -101,25 +97,25 @@ class Deliverer:
         entries: list[OutboxEntry],
         now: datetime,
         persist: Callable[[], None],
-        stats: DeliveryStats,
+        report: Report,
     ) -> None:
         receiver = batch.receiver
         channel = self.channels.get(receiver)
         keys = tuple(entry.alert.key for entry in entries)
         if channel is None:
             error = DeliveryError(f"receiver {receiver!r} is no longer configured", retryable=False)
-            self._record_failure(checkpoint, receiver, keys, error, now, stats)
+            self._record_failure(checkpoint, receiver, keys, error, now, report)
             persist()
             return
         try:
             messages = channel.build(batch)
         except FlinkAlertsError as exc:  # a template error: kept until the config is fixed
             error = DeliveryError(f"cannot render: {exc}", retryable=True)
-            self._record_failure(checkpoint, receiver, keys, error, now, stats)
+            self._record_failure(checkpoint, receiver, keys, error, now, report)
             persist()
             return
         for message in messages:
-            delivered = self._send_one(checkpoint, channel, message, now, stats)
+            delivered = self._send_one(checkpoint, channel, message, now, report)
             persist()
             if not delivered:
                 break  # the receiver is down or throttled: keep the rest, in order, for later
@@ -130,7 +126,7 @@ class Deliverer:
         channel: Channel,
         message: Message,
         now: datetime,
-        stats: DeliveryStats,
+        report: Report,
     ) -> bool:
         wait = self.limiter.wait_time(channel.name)
         if wait > 0:
@@ -142,10 +138,10 @@ class Deliverer:
         try:
             channel.send(message)
         except DeliveryError as exc:
-            self._record_failure(checkpoint, channel.name, message.alert_keys, exc, now, stats)
+            self._record_failure(checkpoint, channel.name, message.alert_keys, exc, now, report)
             return False
         checkpoint.delivered(channel.name, message.alert_keys)
-        stats.sent += 1
+        report(Kind.SENT)
         return True
 
     def _record_failure(
@@ -155,11 +151,11 @@ class Deliverer:
         keys: tuple[str, ...],
         error: DeliveryError,
         now: datetime,
-        stats: DeliveryStats,
+        report: Report,
     ) -> None:
-        stats.failed += 1
+        report(Kind.FAILED, reason=str(error))
         if error.fixable:
-            stats.needs_fix.append(f"needs a fix: {error}")
+            report(Kind.PARKED, len(keys), reason=f"needs a fix: {error}")
             log.error(
                 "delivery to %s needs a fix: %s; %d alerts wait for it until delivery.max_age, "
                 "check with `flink-alerts test-send --receiver %s`",
@@ -182,12 +178,12 @@ class Deliverer:
             parked=error.fixable,
             retry_only=error.retry_only,
         )
-        self._log_dropped(dropped, str(error), stats)
+        self._log_dropped(dropped, str(error), report)
 
     @staticmethod
-    def _log_dropped(entries: list[OutboxEntry], reason: str, stats: DeliveryStats) -> None:
+    def _log_dropped(entries: list[OutboxEntry], reason: str, report: Report) -> None:
         for entry in entries:
-            stats.dropped += 1
+            report(Kind.DROPPED, reason=reason)
             event = entry.alert.event
             log.error(
                 "dropped alert for receiver %s: target=%s event=%s (%s at %s) after %d attempts: %s",

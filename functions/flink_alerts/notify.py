@@ -33,10 +33,11 @@ from .alerting.rules import Verdict
 from .channels.base import Channel
 from .checkpoint.outbox import OutboxEntry, RetryPolicy
 from .checkpoint.store import RecordStore
-from .delivery import Deliverer, DeliveryStats, RateLimiter
+from .delivery import Deliverer, RateLimiter
 from .errors import ApiError, LeaseHeldError
 from .events import Target
 from .flink.jobs import JobStatus, latest
+from .outcomes import Kind, Report
 from .settings import Settings, parse_rate
 
 log = logging.getLogger("flink_alerts.notify")
@@ -176,12 +177,12 @@ class Notifier:
 
     # -- deliver (per receiver, after every target) -------------------------------------------
 
-    def deliver(self, name: str, deadline: float) -> tuple[DeliveryStats, int]:
-        """Send what is due for one receiver; returns the stats and how many alerts still wait."""
+    def deliver(self, name: str, deadline: float, report: Report) -> None:
+        """Send what is due for one receiver; report what happened and what still waits."""
         now = self.clock()
         data, _ = self.records.read(receiver_key(name))
         if not data or not data.get("outbox"):
-            return DeliveryStats(), 0  # nothing waits: no write
+            return  # nothing waits: no write
         ttl = max(deadline - time.monotonic(), 0) + 30.0
         lease = self.records.acquire(receiver_key(name), ttl, now)
         record = ReceiverRecord.from_dict(lease.data) if lease.data else ReceiverRecord(name)
@@ -199,11 +200,11 @@ class Notifier:
         limiter = self._limiter(name, record)
         try:
             deliverer = Deliverer(self.channels, self.policy, limiter)
-            stats = deliverer.deliver(record, lambda: record.batches(now), now, persist)
+            deliverer.deliver(record, lambda: record.batches(now), now, persist, report)
         finally:
             record.sent_at = list(limiter.sent.get(name, ()))
             self.records.save(lease, record.to_dict(), merge, release=True)
-        return stats, len(record.outbox)
+        report(Kind.PENDING, len(record.outbox))
 
     # -- receivers renamed or removed ----------------------------------------------------------
 

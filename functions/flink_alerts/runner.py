@@ -14,8 +14,9 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, TextIO
 
 from .alerting.incidents import Reason
@@ -30,64 +31,12 @@ from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError
 from .events import Alert, FlinkEvent, Target
 from .flink.client import FetchResult
 from .notify import Jobs, Notifier, rate_limits, with_causes
+from .outcomes import Kind, Recorder, Report, Summary
 from .settings import Settings, parse_duration
 from .sources import EventSource
 
 log = logging.getLogger("flink_alerts.run")
 LEASE_MARGIN_S = 30.0
-
-
-@dataclass
-class Counts:
-    """What a run did, per target and in total (the summary line's numbers)."""
-
-    fetched: int = 0
-    new_events: int = 0
-    alerts: int = 0
-    sent: int = 0
-    failed: int = 0
-    pending: int = 0
-    dropped: int = 0
-    silenced: int = 0
-    folded: int = 0
-    resolved: int = 0
-
-    def add(self, other: Counts) -> None:
-        for name in (f.name for f in fields(Counts)):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-@dataclass
-class TargetResult(Counts):
-    target: str = ""
-    requests: int = 0
-    skipped: bool = False
-    error: str = ""
-    duration_ms: int = 0
-
-
-@dataclass
-class Summary:
-    targets: int = 0
-    api_calls: int = 0
-    counts: Counts = field(default_factory=Counts)
-    skipped: int = 0
-    errors: list[str] = field(default_factory=list)
-    duration_ms: int = 0
-    dry_run: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {
-            "targets": data.pop("targets"),
-            "api_calls": data.pop("api_calls"),
-            **data.pop("counts"),
-            **data,
-        }
 
 
 def select_targets(settings: Settings, names: list[str] | None = None) -> list[Target]:
@@ -133,35 +82,28 @@ class Run:
 
     def run(self, targets: list[Target]) -> Summary:
         started = time.monotonic()
+        recorder = Recorder()
         workers = max(1, min(self.settings.concurrency, len(targets)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
-            results = list(pool.map(self.run_target, targets))
-            results += list(pool.map(self.reroute_receiver, self._stranded()))
+            list(pool.map(partial(self.run_target, recorder=recorder), targets))
+            list(pool.map(partial(self.reroute_receiver, recorder=recorder), self._stranded()))
             names = [receiver.name for receiver in self.settings.receivers]
-            results += list(pool.map(self.run_receiver, names))
-        summary = Summary(
-            targets=len(targets), api_calls=self.source.api_calls, dry_run=self.dry_run
+            list(pool.map(partial(self.run_receiver, recorder=recorder), names))
+        return recorder.summary(
+            targets=len(targets),
+            api_calls=self.source.api_calls,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            dry_run=self.dry_run,
         )
-        for result in results:
-            summary.counts.add(result)
-            summary.skipped += result.skipped and result.target in {t.name for t in targets}
-            if result.error:
-                summary.errors.append(f"{result.target}: {result.error}")
-        summary.duration_ms = int((time.monotonic() - started) * 1000)
-        return summary
 
-    def run_target(self, target: Target) -> TargetResult:
-        return self._guarded(target.name, lambda result: self._run_target(target, result))
+    def run_target(self, target: Target, recorder: Recorder) -> None:
+        report = recorder.at(target.name)
+        self._guarded(report, lambda: self._run_target(target, report), target=True)
 
-    def run_receiver(self, name: str) -> TargetResult:
-        """Deliver what is due for one receiver (its row in the summary is `receiver NAME`)."""
-
-        def deliver(result: TargetResult) -> None:
-            stats, result.pending = self.notifier.deliver(name, self.deadline)
-            result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
-            result.error = "; ".join(dict.fromkeys(stats.needs_fix))
-
-        return self._guarded(f"receiver {name}", deliver)
+    def run_receiver(self, name: str, recorder: Recorder) -> None:
+        """Deliver what is due for one receiver, for every target at once."""
+        report = recorder.at(f"receiver {name}")
+        self._guarded(report, lambda: self.notifier.deliver(name, self.deadline, report))
 
     def _stranded(self) -> list[str]:
         try:
@@ -170,49 +112,52 @@ class Run:
             log.warning("cannot look for renamed receivers: %s", exc)
             return []
 
-    def reroute_receiver(self, name: str) -> TargetResult:
+    def reroute_receiver(self, name: str, recorder: Recorder) -> None:
         """A receiver renamed or removed: what waits for it is reported and re-routed."""
+        report = recorder.at(f"receiver {name}")
+        self._guarded(
+            report, lambda: report(Kind.ERROR, 0, self.notifier.reroute(name, self.deadline))
+        )
 
-        def reroute(result: TargetResult) -> None:
-            result.error = self.notifier.reroute(name, self.deadline)
-
-        return self._guarded(f"receiver {name}", reroute)
-
-    def _guarded(self, name: str, stage: Callable[[TargetResult], None]) -> TargetResult:
+    def _guarded(self, report: Report, stage: Callable[[], None], *, target: bool = False) -> None:
+        """Run one stage; whatever goes wrong is reported, and the other stages go on."""
         started = time.monotonic()
-        result = TargetResult(target=name)
         try:
-            stage(result)
+            stage()
         except LeaseHeldError as exc:
-            result.skipped = True
+            if target:  # a receiver another run delivers to is not a skipped target
+                report(Kind.SKIPPED)
             log.info("%s", exc)
         except FlinkAlertsError as exc:
-            result.error = str(exc)
+            report(Kind.ERROR, reason=str(exc), error_type=type(exc).__name__)
         except Exception as exc:  # a bug must not stop the other targets
-            log.exception("unexpected error in %s", name)
-            result.error = f"unexpected {type(exc).__name__}: {exc}"
-        result.duration_ms = int((time.monotonic() - started) * 1000)
-        level = logging.ERROR if result.error else logging.INFO
-        log.log(level, "target done", extra={"fields": asdict(result)})
-        return result
+            log.exception("unexpected error in %s", report.where)
+            report(Kind.ERROR, reason=f"unexpected {type(exc).__name__}: {exc}", error_type="bug")
+        fields = {
+            **report.recorder.fields(report.where),
+            "duration_ms": int((time.monotonic() - started) * 1000),
+        }
+        log.log(
+            logging.ERROR if fields["error"] else logging.INFO, "done", extra={"fields": fields}
+        )
 
-    def _run_target(self, target: Target, result: TargetResult) -> None:
+    def _run_target(self, target: Target, report: Report) -> None:
         now = self.clock()
         ttl = max(self.deadline - time.monotonic(), 0) + LEASE_MARGIN_S
         lease = self.store.acquire(target, ttl, now)
         try:
-            events = self._take_in(target, lease.checkpoint, now, result)
+            events = self._take_in(target, lease.checkpoint, now, report)
             verdicts = self._enrich(target, self._classify(target, events))
             plan = self.notifier.stage(target, verdicts, self.jobs, now)
-            self._count(target, result, verdicts, plan)
-            self._deliver_legacy_outbox(target, lease, now, result)
+            self._report_plan(target, report, verdicts, plan)
+            self._deliver_legacy_outbox(target, lease, now, report)
             self.store.save(lease, release=True)
         except BaseException:
             self.store.release(lease)
             raise
 
     def _take_in(
-        self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult
+        self, target: Target, checkpoint: Checkpoint, now: datetime, report: Report
     ) -> list[FlinkEvent]:
         """Ingestion: the target's new events, oldest first (none on a quiet `latest` start)."""
         first_run = not checkpoint.started
@@ -223,11 +168,9 @@ class Run:
         if checkpoint.watermark is None:
             checkpoint.watermark = now  # an empty stream: start here, not again from scratch
         checkpoint.api_order = fetch.order or checkpoint.api_order
-        result.fetched, result.new_events, result.requests = (
-            len(fetch.events),
-            len(new),
-            fetch.requests,
-        )
+        report(Kind.FETCHED, len(fetch.events))
+        report(Kind.NEW_EVENTS, len(new))
+        report(Kind.REQUESTS, fetch.requests)
         if quiet_start:
             return []
         if not fetch.complete and fetch.unseen_estimate > 0:
@@ -240,27 +183,27 @@ class Run:
         needs_names = events and any(rule.needs_names for rule in rules)
         return classify(events, rules, self._names(target) if needs_names else {})
 
-    def _count(
-        self, target: Target, result: TargetResult, verdicts: list[Verdict], plan: Plan
+    def _report_plan(
+        self, target: Target, report: Report, verdicts: list[Verdict], plan: Plan
     ) -> None:
-        result.alerts = sum(verdict.action == "alert" for verdict in verdicts)
-        result.silenced = plan.count(Reason.SILENCED)
-        result.folded = plan.count(Reason.FOLDED)
-        result.resolved = plan.resolved
-        if result.alerts and not self.settings.receivers:
-            log.warning("%s: %d alerts and no receiver configured", target.name, result.alerts)
+        alerts = sum(verdict.action == "alert" for verdict in verdicts)
+        report(Kind.ALERTS, alerts)
+        report(Kind.SILENCED, plan.count(Reason.SILENCED))
+        report(Kind.FOLDED, plan.count(Reason.FOLDED))
+        report(Kind.RESOLVED, plan.resolved)
+        if alerts and not self.settings.receivers:
+            log.warning("%s: %d alerts and no receiver configured", target.name, alerts)
 
     def _deliver_legacy_outbox(
-        self, target: Target, lease: Any, now: datetime, result: TargetResult
+        self, target: Target, lease: Any, now: datetime, report: Report
     ) -> None:
         """Alerts staged per target by an older version: delivered as before, then gone."""
         if not lease.checkpoint.outbox:
             return
-        stats = self.deliverer.deliver_due(
-            target, lease.checkpoint, now, persist=lambda: self.store.save(lease)
+        self.deliverer.deliver_due(
+            target, lease.checkpoint, now, partial(self.store.save, lease), report
         )
-        result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
-        result.pending = len(lease.checkpoint.outbox)
+        report(Kind.PENDING, len(lease.checkpoint.outbox))
 
     def _fetch(self, target: Target, checkpoint: Checkpoint, now: datetime) -> FetchResult:
         paging = {"page_size": self.settings.page_size, "order_hint": checkpoint.api_order}

@@ -12,6 +12,7 @@ from flink_alerts.checkpoint.store import RecordStore
 from flink_alerts.errors import LeaseHeldError, LeaseLostError
 from flink_alerts.events import Target
 from flink_alerts.notify import ALERTING_KEY, Jobs, Notifier, receiver_key
+from flink_alerts.outcomes import Recorder
 from flink_alerts.settings import Settings
 from tests.alerting_data import T0, event, later
 from tests.factories import race
@@ -134,7 +135,8 @@ def test_a_run_with_nothing_new_writes_nothing(tmp_path):
     records = RecordStore(backend)
     notifier = Notifier(SETTINGS, records, {})
     stage(records, [])
-    stats, waiting = notifier.deliver("ops", deadline=0)
-    assert (stats.sent, waiting, backend.saves) == (0, 0, [])
+    recorder = Recorder()
+    notifier.deliver("ops", deadline=0, report=recorder.at("receiver ops"))
+    assert (recorder.outcomes, backend.saves) == ([], [])
     stage(records, FAILURES)
     assert sorted(set(backend.saves)) == [ALERTING_KEY, receiver_key("dev"), receiver_key("ops")]
