@@ -136,13 +136,25 @@ class Deliverer:
             )
             return False
         try:
-            channel.send(message)
+            self._send_or_plain(channel, message)
         except DeliveryError as exc:
             self._record_failure(checkpoint, channel.name, message.alert_keys, exc, now, report)
             return False
         checkpoint.delivered(channel.name, message.alert_keys)
         report(Kind.SENT)
         return True
+
+    @staticmethod
+    def _send_or_plain(channel: Channel, message: Message) -> None:
+        """Send; a message the receiver refuses as such is tried once more as plain text."""
+        try:
+            channel.send(message)
+        except DeliveryError as exc:
+            plain = None if exc.retryable or exc.fixable else channel.plain(message)
+            if plain is None:
+                raise
+            channel.send(plain)
+            log.warning("%s refused the message (%s); sent it as plain text", channel.name, exc)
 
     def _record_failure(
         self,

@@ -27,9 +27,13 @@ class ScriptedChannel(Channel):
         super().__init__(type("Config", (), {"name": name})(), renderer=None)
         self.outcomes = outcomes
         self.sent: list[tuple[str, ...]] = []
+        self.payloads: list[dict] = []
 
     def build(self, batch: Batch) -> list[Message]:
-        return [Message(batch.receiver, {}, (alert.key,)) for alert in batch.alerts]
+        return [Message(batch.receiver, {}, (a.key,), plain_text=a.key) for a in batch.alerts]
+
+    def plain_payload(self, text: str) -> dict:
+        return {"text": text}
 
     def payload(self, context: dict) -> dict:
         return {}
@@ -39,6 +43,7 @@ class ScriptedChannel(Channel):
         if outcome:
             raise outcome
         self.sent.append(message.alert_keys)
+        self.payloads.append(message.payload)
         return "ok"
 
 
@@ -112,7 +117,8 @@ def test_rate_limit_defers_without_counting_an_attempt():
 
 
 def test_permanent_failures_and_expired_entries_are_dropped_and_counted(caplog):
-    channel = ScriptedChannel("r", [DeliveryError("bad token", retryable=False)])
+    refused = DeliveryError("bad token", retryable=False)
+    channel = ScriptedChannel("r", [refused, refused])  # the message, then as plain text
     checkpoint = checkpoint_with("a")
     stats = due(deliverer(channel), checkpoint, T0, lambda: None)
     assert stats.dropped == 1 and checkpoint.outbox == []
@@ -144,3 +150,19 @@ def test_retry_after_from_the_receiver_is_honoured():
     checkpoint = checkpoint_with("a")
     due(deliverer(channel, policy=RetryPolicy(initial_backoff=1)), checkpoint, T0, lambda: None)
     assert checkpoint.outbox[0].next_attempt_at == T0 + timedelta(seconds=120)
+
+
+def test_a_refused_message_is_tried_once_as_plain_text_before_it_is_dropped():
+    refused = DeliveryError("HTTP 400 invalid_payload", retryable=False)
+    channel = ScriptedChannel("r", [refused, None, refused, refused])
+    checkpoint = checkpoint_with("a", "b")
+    stats = due(deliverer(channel), checkpoint, T0, lambda: None)
+    assert channel.sent == [("a",)] and channel.payloads == [{"text": "a"}]
+    assert stats.sent == 1 and stats.dropped == 1 and checkpoint.outbox == []
+
+
+def test_no_plain_text_retry_for_errors_that_are_not_about_the_message():
+    channel = ScriptedChannel("r", [DeliveryError("HTTP 401", retryable=False, fixable=True)])
+    checkpoint = checkpoint_with("a")
+    stats = due(deliverer(channel), checkpoint, T0, lambda: None)
+    assert channel.sent == [] and stats.parked == 1 and len(checkpoint.outbox) == 1

@@ -64,6 +64,9 @@ class DingTalkChannel(Channel):
 
     # -- building --
 
+    def plain_payload(self, text: str) -> dict[str, Any]:
+        return {"msgtype": "text", "text": {"content": text}}
+
     def payload(self, context: dict[str, Any]) -> dict[str, Any]:
         msgtype = self.config.msgtype
         title = self.part(context, "title", "markdown")
