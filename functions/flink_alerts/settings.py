@@ -321,7 +321,11 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         return Settings(**raw)
     except ValidationError as exc:
-        raise _config_error(exc) from None
+        error = _config_error(exc)
+        if isinstance(raw.get("rules"), list) and error.path.startswith("rules.rules["):
+            # `rules: [...]` is read as `rules: {rules: [...]}`: name the key as written.
+            error = ConfigError(error.path.removeprefix("rules."), error.reason)
+        raise error from None
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

@@ -68,9 +68,9 @@ def test_env_expansion_and_defaults(monkeypatch, tmp_path):
         ),
         ("routes:\n  - {repeat_interval: often}\n", "routes[0].repeat_interval", "not a duration"),
         ("routes:\n  - {group_by: [pod]}\n", "routes[0].group_by[0]", "deployment"),
-        ("rules:\n  - {match: {message: '('}}\n", "rules.rules[0].match.message", "regular"),
-        ("rules:\n  - {match: {severity: info}}\n", "rules.rules[0].match", "sets the severity"),
-        ("rules:\n  - {action: page}\n", "rules.rules[0].action", "alert"),
+        ("rules:\n  - {match: {message: '('}}\n", "rules[0].match.message", "regular"),
+        ("rules:\n  - {match: {severity: info}}\n", "rules[0].match", "sets the severity"),
+        ("rules: {rules: [{action: page}]}\n", "rules.rules[0].action", "alert"),
         ("rules: {defaults: maybe}\n", "rules.defaults", "boolean"),
         (
             "silences:\n  - {between: '22:00-22:00', timezone: UTC}\n",
@@ -118,3 +118,13 @@ def test_durations_and_rates():
     assert parse_rate("20/min") == (20, 60) and parse_rate("1/s") == (1, 1)
     with pytest.raises(ValueError):
         parse_rate("0/min")
+
+
+def test_rule_errors_name_the_key_as_written(tmp_path):
+    for text, path in [
+        ("rules:\n  - {match: {message: '('}}\n", "rules[0].match.message"),
+        ("rules: {rules: [{match: {message: '('}}]}\n", "rules.rules[0].match.message"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_settings(write(tmp_path, text))
+        assert info.value.path == path
