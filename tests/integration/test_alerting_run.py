@@ -18,7 +18,13 @@ ROUTE = {"group_by": ["deployment"], "repeat_interval": "1s"}
 _serial = count(1)
 
 
-def events(server: FlinkServer, deployment: str, messages: list[str], name="JOB_RESTARTING"):
+def events(
+    server: FlinkServer,
+    deployment: str,
+    messages: list[str],
+    name="JOB_RESTARTING",
+    workspace: str | None = None,
+):
     """Events a millisecond apart, ending now, with fresh ids."""
     now = datetime.now(timezone.utc)
     raw = [
@@ -30,7 +36,7 @@ def events(server: FlinkServer, deployment: str, messages: list[str], name="JOB_
             "jobId": "job-1",
             "message": message,
             "namespace": server.namespace,
-            "workspace": server.workspace,
+            "workspace": workspace or server.workspace,
         }
         for i, message in enumerate(messages)
     ]
@@ -175,3 +181,21 @@ def test_alerts_waiting_for_a_renamed_receiver_are_reported_and_re_routed(
     assert [alert["eventId"] for alert in alerts(receiver)] == [raw[0]["eventId"]]
     code, third = run(capsys, path)
     assert third["errors"] == [] and len(receiver.bodies) == 1
+
+
+def test_a_route_grouped_by_namespace_sends_one_message_for_a_fleet(
+    tmp_path, capsys, flink_server, receiver, cloud_env
+):
+    flink_server.workspaces.add("ws-second")
+    targets = [
+        {"workspace": workspace, "namespace": flink_server.namespace}
+        for workspace in (flink_server.workspace, "ws-second")
+    ]
+    route = {**ROUTE, "group_by": ["namespace"]}
+    path = config(tmp_path, flink_server, [receiver], routes=[route], targets=targets)
+    events(flink_server, "dep-a", ["x"], "JOB_FAILED")
+    events(flink_server, "dep-b", ["x"], "JOB_FAILED", workspace="ws-second")
+    code, summary = run(capsys, path)
+    assert code == 0 and summary["targets"] == 2 and summary["alerts"] == 2
+    (body,) = receiver.bodies
+    assert sorted(alert["deploymentId"] for alert in body["alerts"]) == ["dep-a", "dep-b"]

@@ -1,6 +1,9 @@
 import json
 from datetime import timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from flink_alerts.alerting.planner import Planner
 from flink_alerts.alerting.records import (
     ALERT_BYTES,
@@ -22,10 +25,10 @@ def java_trace(size: int) -> str:
     return head + frames + "Caused by: java.lang.OutOfMemoryError: Java heap space\n" + frames
 
 
-def plan_failures(count: int, record: AlertingRecord, now=T0):
+def plan_failures(count: int, record: AlertingRecord, now=T0, first=0, trace=10_000):
     events = [
-        event("JOB_FAILED", java_trace(10_000), deployment_id=f"dep-{i}", at=now, event_id=str(i))
-        for i in range(count)
+        event("JOB_FAILED", java_trace(trace), deployment_id=f"dep-{i}", at=now, event_id=str(i))
+        for i in range(first, first + count)
     ]
     verdicts = classify(events, ruleset(RulesConfig()), {})
     return Planner(tree([], RECEIVERS), (), now).plan(record.state, verdicts)
@@ -118,3 +121,15 @@ def test_a_partial_delivery_retries_only_the_recipients_left():
     again = ReceiverRecord.from_dict(json.loads(json.dumps(record.to_dict())))
     ((_, retry),) = again.batches(later(1))
     assert retry.only_to == ("lead@example.com",)
+
+
+@settings(max_examples=15, deadline=None)
+@given(batches=st.lists(st.integers(0, 150), min_size=1, max_size=4))
+def test_the_backlog_is_bounded_and_every_alert_is_pending_or_counted(batches):
+    record, staged = ReceiverRecord("ding"), 0
+    for number, size in enumerate(batches):
+        alerting = AlertingRecord()
+        notices = plan_failures(size, alerting, later(number), first=staged, trace=200).notices
+        staged += record.stage([n for n in notices if n.receiver == "ding"], later(number))
+        assert len(record.outbox) <= MAX_PENDING
+        assert len(record.outbox) + sum(record.folded.values()) == staged
