@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import ConfigError, DeliveryError, FlinkAlertsError
@@ -62,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--target", action="append", help="WORKSPACE/NAMESPACE (repeatable)")
     command("targets", cmd_targets, "print the resolved targets and where each came from")
+    routes = command(
+        "routes", cmd_routes, "show the rule, routes, receivers and silence for an event"
+    )
+    routes.add_argument(
+        "--event",
+        required=True,
+        help='JSON like {"eventName": ..., "message": ..., "namespace": ..., "deploymentId": ...}',
+    )
+    routes.add_argument("--at", help="ISO-8601 time to test silences at (default: now)")
     command("check", cmd_check, "validate the configuration and render every receiver's template")
     events = command("events", cmd_events, "print events as JSON lines, newest first")
     events.add_argument("--target", required=True, help="WORKSPACE/NAMESPACE")
@@ -131,10 +141,46 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     found = scopes(settings)
     accounts = len({scope.account for scope in found})
     discovery = f", discovery in {len(found)} region(s) of {accounts} account(s)" if found else ""
+    routes = sum(1 for _ in settings.route_tree.walk()) - 1
     print(
-        f"ok: {len(configured(settings))} targets{discovery}, {len(settings.receivers)} receivers"
+        f"ok: {len(configured(settings))} targets{discovery}, {len(settings.receivers)} receivers, "
+        f"{len(settings.ruleset)} rules, {routes} routes, {len(settings.silences)} silences"
     )
     return 0
+
+
+def cmd_routes(settings: Settings, args: argparse.Namespace) -> int:
+    from .alerting.explain import event_from_json, explain
+
+    try:
+        raw = json.loads(args.event)
+    except ValueError as exc:
+        raise ConfigError("--event", f"not JSON: {exc}") from None
+    now = _parse_at(args.at)
+    workspaces = {t.workspace for t in settings.targets if t.namespace == raw.get("namespace")}
+    event, name = event_from_json(raw, now, next(iter(workspaces)) if len(workspaces) == 1 else "")
+    lines = explain(
+        event,
+        name,
+        rules=settings.ruleset,
+        tree=settings.route_tree,
+        silences=settings.silences,
+        now=now,
+    )
+    print("\n".join(lines))
+    return 0
+
+
+def _parse_at(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(timezone.utc)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError("--at", f"not an ISO-8601 time: {text!r}") from None
+    if at.tzinfo is None:
+        raise ConfigError("--at", "give an offset, e.g. 2026-05-01T02:00:00+08:00")
+    return at
 
 
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:

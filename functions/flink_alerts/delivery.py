@@ -12,13 +12,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .channels.base import Channel, Message
-from .checkpoint.model import Checkpoint, OutboxEntry, RetryPolicy
+from .checkpoint.model import Checkpoint
+from .checkpoint.outbox import Outbox, OutboxEntry, RetryPolicy
 from .errors import DeliveryError, FlinkAlertsError
 from .events import Batch, Target
+from .outcomes import Kind, Report
 
 log = logging.getLogger("flink_alerts.delivery")
 
@@ -50,13 +51,6 @@ class RateLimiter:
             return window[0] + period - now
 
 
-@dataclass
-class DeliveryStats:
-    sent: int = 0
-    failed: int = 0
-    dropped: int = 0
-
-
 def due_batches(
     target: Target, checkpoint: Checkpoint, now: datetime
 ) -> list[tuple[list[OutboxEntry], Batch]]:
@@ -74,54 +68,65 @@ class Deliverer:
         self.limiter = limiter
 
     def deliver_due(
-        self, target: Target, checkpoint: Checkpoint, now: datetime, persist: Callable[[], None]
-    ) -> DeliveryStats:
-        stats = DeliveryStats()
-        for entry in checkpoint.expire(now, self.policy):
-            self._log_dropped(target, [entry], "older than delivery.max_age", stats)
-        for entries, batch in due_batches(target, checkpoint, now):
-            self._deliver_batch(target, checkpoint, batch, entries, now, persist, stats)
-        return stats
-
-    def _deliver_batch(
         self,
         target: Target,
         checkpoint: Checkpoint,
+        now: datetime,
+        persist: Callable[[], None],
+        report: Report,
+    ) -> None:
+        self.deliver(checkpoint, lambda: due_batches(target, checkpoint, now), now, persist, report)
+
+    def deliver(
+        self,
+        outbox: Outbox,
+        batches: Callable[[], list[tuple[list[OutboxEntry], Batch]]],
+        now: datetime,
+        persist: Callable[[], None],
+        report: Report,
+    ) -> None:
+        """Drop what expired, then send the due `batches()` in order, persisting after each."""
+        self._log_dropped(outbox.expire(now, self.policy), "older than delivery.max_age", report)
+        for entries, batch in batches():
+            self._deliver_batch(outbox, batch, entries, now, persist, report)
+
+    def _deliver_batch(
+        self,
+        checkpoint: Outbox,
         batch: Batch,
         entries: list[OutboxEntry],
         now: datetime,
         persist: Callable[[], None],
-        stats: DeliveryStats,
+        report: Report,
     ) -> None:
         receiver = batch.receiver
         channel = self.channels.get(receiver)
         keys = tuple(entry.alert.key for entry in entries)
         if channel is None:
             error = DeliveryError(f"receiver {receiver!r} is no longer configured", retryable=False)
-            self._record_failure(target, checkpoint, receiver, keys, error, now, stats)
+            self._record_failure(checkpoint, receiver, keys, error, now, report)
             persist()
             return
         try:
             messages = channel.build(batch)
         except FlinkAlertsError as exc:  # a template error: kept until the config is fixed
             error = DeliveryError(f"cannot render: {exc}", retryable=True)
-            self._record_failure(target, checkpoint, receiver, keys, error, now, stats)
+            self._record_failure(checkpoint, receiver, keys, error, now, report)
             persist()
             return
         for message in messages:
-            delivered = self._send_one(target, checkpoint, channel, message, now, stats)
+            delivered = self._send_one(checkpoint, channel, message, now, report)
             persist()
             if not delivered:
                 break  # the receiver is down or throttled: keep the rest, in order, for later
 
     def _send_one(
         self,
-        target: Target,
-        checkpoint: Checkpoint,
+        checkpoint: Outbox,
         channel: Channel,
         message: Message,
         now: datetime,
-        stats: DeliveryStats,
+        report: Report,
     ) -> bool:
         wait = self.limiter.wait_time(channel.name)
         if wait > 0:
@@ -131,33 +136,49 @@ class Deliverer:
             )
             return False
         try:
-            channel.send(message)
+            self._send_or_plain(channel, message)
         except DeliveryError as exc:
-            self._record_failure(
-                target, checkpoint, channel.name, message.alert_keys, exc, now, stats
-            )
+            self._record_failure(checkpoint, channel.name, message.alert_keys, exc, now, report)
             return False
         checkpoint.delivered(channel.name, message.alert_keys)
-        stats.sent += 1
+        report(Kind.SENT)
         return True
+
+    @staticmethod
+    def _send_or_plain(channel: Channel, message: Message) -> None:
+        """Send; a message the receiver refuses as such is tried once more as plain text."""
+        try:
+            channel.send(message)
+        except DeliveryError as exc:
+            plain = None if exc.retryable or exc.fixable else channel.plain(message)
+            if plain is None:
+                raise
+            channel.send(plain)
+            log.warning("%s refused the message (%s); sent it as plain text", channel.name, exc)
 
     def _record_failure(
         self,
-        target: Target,
-        checkpoint: Checkpoint,
+        checkpoint: Outbox,
         receiver: str,
         keys: tuple[str, ...],
         error: DeliveryError,
         now: datetime,
-        stats: DeliveryStats,
+        report: Report,
     ) -> None:
-        stats.failed += 1
-        log.warning(
-            "delivery to %s failed (%s): %s",
-            receiver,
-            "will retry" if error.retryable else "permanent",
-            error,
-        )
+        report(Kind.FAILED, reason=str(error))
+        if error.fixable:
+            report(Kind.PARKED, len(keys), reason=f"needs a fix: {error}")
+            log.error(
+                "delivery to %s needs a fix: %s; %d alerts wait for it until delivery.max_age, "
+                "check with `flink-alerts test-send --receiver %s`",
+                receiver,
+                error,
+                len(keys),
+                receiver,
+            )
+        else:
+            kind = "will retry" if error.retryable else "permanent"
+            log.warning("delivery to %s failed (%s): %s", receiver, kind, error)
         dropped = checkpoint.failed(
             receiver,
             keys,
@@ -166,19 +187,20 @@ class Deliverer:
             retry_after=error.retry_after,
             now=now,
             policy=self.policy,
+            parked=error.fixable,
+            retry_only=error.retry_only,
         )
-        self._log_dropped(target, dropped, str(error), stats)
+        self._log_dropped(dropped, str(error), report)
 
     @staticmethod
-    def _log_dropped(
-        target: Target, entries: list[OutboxEntry], reason: str, stats: DeliveryStats
-    ) -> None:
+    def _log_dropped(entries: list[OutboxEntry], reason: str, report: Report) -> None:
         for entry in entries:
-            stats.dropped += 1
+            report(Kind.DROPPED, reason=reason)
+            event = entry.alert.event
             log.error(
                 "dropped alert for receiver %s: target=%s event=%s (%s at %s) after %d attempts: %s",
                 entry.receiver,
-                target.name,
+                f"{event.workspace}/{event.namespace}",
                 entry.alert.key,
                 entry.alert.event.event_name,
                 entry.alert.event.created_at.isoformat(),

@@ -79,7 +79,19 @@ class DeliveryError(FlinkAlertsError):
     The message must never contain a token, secret, password or full webhook URL.
     """
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        fixable: bool = False,
+        retry_only: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        # A person can fix it (token, password, certificate, channel): the alert waits for that.
+        self.fixable = fixable
+        # Delivered to some: only these (e.g. SMTP recipients refused with 4xx) are tried again.
+        self.retry_only = retry_only

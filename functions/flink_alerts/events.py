@@ -241,3 +241,5 @@ class Batch:
     # Alerts folded away before this batch (e.g. "N older events not shown"); rendered as a note.
     omitted: int = 0
     test: bool = False
+    # Email recipients still to deliver to, after others accepted the message (empty: all).
+    only_to: tuple[str, ...] = ()

@@ -374,7 +374,9 @@ class Renderer:
         self, alert: Alert, max_message_chars: int, max_message_lines: int | None
     ) -> dict[str, Any]:
         event = alert.event
-        summary = stack_summary(event.message)
+        summary = self._notes(alert) + stack_summary(event.message)
+        if alert.extra.get("cause"):
+            summary.append(f"Cause: {clip(alert.extra['cause'], 600)}")
         if max_message_lines is None:
             message = clip(event.message, max_message_chars)
         else:
@@ -398,8 +400,22 @@ class Renderer:
             "console_url": alert.console_url,
             "severity": alert.severity,
             "rule": alert.rule,
+            "count": max(int(alert.extra.get("count") or 1), 1),  # events this alert stands for
+            "cause": str(alert.extra.get("cause", "")),
             "extra": dict(alert.extra),
         }
+
+    def _notes(self, alert: Alert) -> list[str]:
+        """A digest says how many events it stands for (flap folding)."""
+        count, since = alert.extra.get("count", 0), alert.extra.get("since", "")
+        if count <= 1:
+            return []
+        when = (
+            f" since {self.localtime(datetime.fromisoformat(since), '%m-%d %H:%M')}"
+            if since
+            else ""
+        )
+        return [f"{count} events{when}, the last one:"]
 
 
 def _offset_label(offset: timedelta | None) -> str:

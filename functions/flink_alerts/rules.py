@@ -1,4 +1,4 @@
-"""Which events are failures, and how severe. Pure functions over FlinkEvent."""
+"""The built-in rules' tests: which events are failures, recoveries, and how severe. Pure."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import re
 
 from .events import Alert, FlinkEvent
 
-FAILURE = re.compile(r"fail|error|exception|restart|crash|outofmemory", re.IGNORECASE)
-CRITICAL = re.compile(r"fail|error|exception|crash|outofmemory", re.IGNORECASE)
+# A transition that did not happen is a failure even when it names RUNNING as its goal.
+NOT_DONE = r"cannot|can't|unable to|could not|did not|timed? ?out|timeout"
+FAILURE = re.compile(rf"fail|error|exception|restart|crash|outofmemory|{NOT_DONE}", re.IGNORECASE)
+CRITICAL = re.compile(rf"fail|error|exception|crash|outofmemory|{NOT_DONE}", re.IGNORECASE)
 # "... from STARTING to RUNNING is completed", "-> RUNNING", "状态变为 RUNNING".
 TARGET_STATE = re.compile(r"(?:\bto\b|->|→|变为)\s*[\"'`]?([A-Z][A-Z_]+)\b")
 # The state a transition leaves says nothing about now: "from FAILED to STARTING" is a recovery.
 SOURCE_STATE = re.compile(r"\bfrom\s+[\"'`]?[A-Z][A-Z_]+\b[\"'`]?")
+# Events that ingestion makes up for things to alert about (a backlog, a poison event).
+SYNTHETIC = ("EVENTS_NOT_SHOWN", "UNREADABLE_EVENT")
 
 
 def target_state(event: FlinkEvent) -> str | None:
@@ -20,8 +24,15 @@ def target_state(event: FlinkEvent) -> str | None:
     return states[-1] if states else None
 
 
+def is_recovery(event: FlinkEvent) -> bool:
+    """The deployment reached RUNNING: not a failure named so, not a transition that failed."""
+    if target_state(event) != "RUNNING" or FAILURE.search(event.event_name):
+        return False
+    return not re.search(NOT_DONE, event.message, re.IGNORECASE)
+
+
 def is_failure(event: FlinkEvent) -> bool:
-    if target_state(event) == "RUNNING":
+    if is_recovery(event):
         return False
     message = SOURCE_STATE.sub("", event.message)
     return bool(FAILURE.search(event.event_name) or FAILURE.search(message))

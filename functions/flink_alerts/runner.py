@@ -1,13 +1,15 @@
-"""One run over all targets: the whole pipeline, in the order data flows.
+"""One run: every target is ingested and staged, then every receiver gets what is due.
 
-    read the checkpoint -> ingest new events -> classify -> enrich -> route
-          -> nothing new and nothing due: stop here, having written nothing
-          -> stage in the outbox (the save that takes the lease, compare-and-swap on what was read)
-          -> deliver what is due, saving after each message -> commit and release
+    per target: read the record -> ingest -> classify -> enrich -> plan + stage
+                -> commit the ingestion boundary (compare-and-swap on the version read;
+                   nothing new: nothing written)
+    per receiver, under its lease: deliver (grouped across targets), persisting after each message
 
-Delivery is at-least-once: alerts are staged in the checkpoint's outbox before anything is
-sent, and each delivered message is removed with a save, so a crash repeats at most one message.
-Two overlapping runs read the same version; only one can stage (the other is `skipped`).
+Nothing is lost by a crash: notices are staged in the receivers' records before the target's
+ingestion boundary commits (the order of writes is in notify.py; staging the same events again
+adds nothing), and a delivered message is removed with a save, so a crash repeats at most the
+message in flight. Two overlapping runs read the same version of a target's record: only one
+commits it (the other is `skipped`).
 """
 
 from __future__ import annotations
@@ -16,20 +18,25 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import rules
+from .alerting.incidents import Reason
+from .alerting.planner import Plan
+from .alerting.rules import Verdict, classify
 from .channels.base import Channel
-from .checkpoint.model import Checkpoint, RetryPolicy
-from .checkpoint.store import CheckpointStore
-from .delivery import Deliverer, DeliveryStats, RateLimiter, due_batches
+from .checkpoint.outbox import RetryPolicy
+from .checkpoint.store import CheckpointStore, Lease, RecordStore
+from .delivery import Deliverer, RateLimiter
 from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError
-from .events import Alert, EventsPage, Target
+from .events import Alert, EventsPage, FlinkEvent, Target
 from .ingest import Ingested, Limits, Start, ingest_target
-from .self_monitoring import make_after_run, oldest_parked
-from .settings import Settings, parse_duration, parse_rate
+from .notify import Jobs, Notifier, rate_limits, with_causes
+from .outcomes import Kind, Recorder, Report, Summary
+from .self_monitoring import make_after_run
+from .settings import Settings, parse_duration
 from .sources import EventSource
 
 if TYPE_CHECKING:
@@ -39,57 +46,6 @@ log = logging.getLogger("flink_alerts.run")
 LEASE_MARGIN_S = 30.0
 # Pages of one backlog read at once (beside the targets already read in parallel).
 MAX_PARALLEL_PAGES = 8
-
-
-@dataclass
-class Counts:
-    """What a run did, per target and in total (the summary line's numbers)."""
-
-    fetched: int = 0
-    new_events: int = 0
-    alerts: int = 0
-    sent: int = 0
-    failed: int = 0
-    pending: int = 0
-    dropped: int = 0
-
-    def add(self, other: Counts) -> None:
-        for name in (f.name for f in fields(Counts)):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-@dataclass
-class TargetResult(Counts):
-    target: str = ""
-    requests: int = 0
-    skipped: bool = False
-    error: str = ""
-    duration_ms: int = 0
-    oldest_parked: dict[str, str] = field(default_factory=dict)  # receiver -> queued at (ISO)
-
-
-@dataclass
-class Summary:
-    targets: int = 0
-    api_calls: int = 0
-    counts: Counts = field(default_factory=Counts)
-    skipped: int = 0
-    errors: list[str] = field(default_factory=list)
-    duration_ms: int = 0
-    dry_run: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {
-            "targets": data.pop("targets"),
-            "api_calls": data.pop("api_calls"),
-            **data.pop("counts"),
-            **data,
-        }
 
 
 def select_targets(targets: list[Target], names: list[str] | None = None) -> list[Target]:
@@ -107,18 +63,9 @@ def start_from(target: Target, settings: Settings) -> str:
     return target.start_from or settings.start_from
 
 
-def route(alerts: list[Alert], settings: Settings) -> list[tuple[str, Alert]]:
-    """Every alert to the receivers of every route (a route without `match` catches all)."""
-    if settings.routes:
-        names = list(dict.fromkeys(n for route in settings.routes for n in route.receivers))
-    else:
-        names = [receiver.name for receiver in settings.receivers]
-    return [(name, alert) for alert in alerts for name in names]
-
-
 class Run:
-    # Called with (target results, run ok) after a real run: self-monitoring and heartbeat.
-    after_run: Callable[[list[TargetResult], bool], None] | None = None
+    # Called with (the run's recorder, run ok) after a real run: self-monitoring and heartbeat.
+    after_run: Callable[[Recorder, bool], None] | None = None
 
     def __init__(
         self,
@@ -126,6 +73,7 @@ class Run:
         *,
         source: EventSource,
         store: CheckpointStore,
+        records: RecordStore,
         channels: dict[str, Channel],
         deadline: float,
         dry_run: bool = False,
@@ -136,6 +84,7 @@ class Run:
         self.source = source
         self.store = store
         self.channels = channels
+        self.notifier = Notifier(settings, records, channels, clock=clock)
         self.deadline = deadline
         self.dry_run = dry_run
         self.out = out
@@ -146,114 +95,152 @@ class Run:
             settings.max_pages,
             parallel=min(settings.concurrency, MAX_PARALLEL_PAGES),
         )
-        self.policy = RetryPolicy(**settings.delivery.model_dump(exclude={"timeout_s"}))
-        self.deliverer = Deliverer(
-            channels, self.policy, RateLimiter(rate_limits(settings, channels))
+        self.jobs = Jobs(source, deadline)
+        self.deliverer = Deliverer(  # for outboxes an older version kept per target
+            channels,
+            RetryPolicy(**settings.delivery.model_dump(exclude={"timeout_s"})),
+            RateLimiter(rate_limits(settings, channels)),
         )
 
     def run(self, targets: list[Target]) -> Summary:
         started = time.monotonic()
-        workers = max(1, min(self.settings.concurrency, len(targets)))
-        if workers == 1:  # no thread to start for one target (a warm run's usual case)
-            results = [self.run_target(target) for target in targets]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
-                results = list(pool.map(self.run_target, targets))
-        summary = Summary(
-            targets=len(targets), api_calls=self.source.api_calls, dry_run=self.dry_run
+        recorder = Recorder()
+        names = [receiver.name for receiver in self.settings.receivers]
+        workers = max(1, min(self.settings.concurrency, max(len(targets), len(names))))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run") as pool:
+            _each(pool, partial(self.run_target, recorder=recorder), targets)
+            _each(pool, partial(self.reroute_receiver, recorder=recorder), self._stranded())
+            _each(pool, partial(self.run_receiver, recorder=recorder), names)
+        summary = recorder.summary(
+            targets=len(targets),
+            api_calls=self.source.api_calls,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            dry_run=self.dry_run,
         )
-        for result in results:
-            summary.counts.add(result)
-            summary.skipped += result.skipped
-            if result.error:
-                summary.errors.append(f"{result.target}: {result.error}")
-        summary.duration_ms = int((time.monotonic() - started) * 1000)
         if self.after_run is not None and not self.dry_run:
-            self.after_run(results, summary.ok)
+            self.after_run(recorder, summary.ok)
         return summary
 
-    def run_target(self, target: Target) -> TargetResult:
-        started = time.monotonic()
-        result = TargetResult(target=target.name)
+    def run_target(self, target: Target, recorder: Recorder) -> None:
+        report = recorder.at(target.name)
+        self._guarded(report, lambda: self._run_target(target, report), target=True)
+
+    def run_receiver(self, name: str, recorder: Recorder) -> None:
+        """Deliver what is due for one receiver, for every target at once."""
+        report = recorder.at(f"receiver {name}")
+        self._guarded(report, lambda: self.notifier.deliver(name, self.deadline, report))
+
+    def _stranded(self) -> list[str]:
         try:
-            self._run_target(target, result)
+            return self.notifier.stranded()
+        except FlinkAlertsError as exc:  # the store is down: the targets already said so
+            log.warning("cannot look for renamed receivers: %s", exc)
+            return []
+
+    def reroute_receiver(self, name: str, recorder: Recorder) -> None:
+        """A receiver renamed or removed: what waits for it is reported and re-routed."""
+        report = recorder.at(f"receiver {name}")
+        self._guarded(
+            report, lambda: report(Kind.ERROR, 0, self.notifier.reroute(name, self.deadline))
+        )
+
+    def _guarded(self, report: Report, stage: Callable[[], None], *, target: bool = False) -> None:
+        """Run one stage; whatever goes wrong is reported, and the other stages go on."""
+        started = time.monotonic()
+        try:
+            stage()
         except LeaseHeldError as exc:
-            result.skipped = True
+            if target:  # a receiver another run delivers to is not a skipped target
+                report(Kind.SKIPPED)
             log.info("%s", exc)
         except FlinkAlertsError as exc:
-            result.error = str(exc)
+            report(Kind.ERROR, reason=str(exc), error_type=type(exc).__name__)
         except Exception as exc:  # a bug must not stop the other targets
-            log.exception("unexpected error in target %s", target.name)
-            result.error = f"unexpected {type(exc).__name__}: {exc}"
-        result.duration_ms = int((time.monotonic() - started) * 1000)
-        level = logging.ERROR if result.error else logging.INFO
-        log.log(level, "target done", extra={"fields": asdict(result)})
-        return result
+            log.exception("unexpected error in %s", report.where)
+            report(Kind.ERROR, reason=f"unexpected {type(exc).__name__}: {exc}", error_type="bug")
+        fields = {
+            **report.recorder.fields(report.where),
+            "duration_ms": int((time.monotonic() - started) * 1000),
+        }
+        log.log(
+            logging.ERROR if fields["error"] else logging.INFO, "done", extra={"fields": fields}
+        )
 
-    def _run_target(self, target: Target, result: TargetResult) -> None:
+    def _run_target(self, target: Target, report: Report) -> None:
         now = self.clock()
         snapshot = self.store.snapshot(target, now)
-        checkpoint = snapshot.checkpoint
-        changed = self._take_in(target, checkpoint, now, result)
-        if self.dry_run:
-            self._preview(target, checkpoint, now, result)
-            return
-        if not checkpoint.due(now):
-            result.pending = len(checkpoint.outbox)
-            result.oldest_parked = oldest_parked(checkpoint.outbox)
-            if changed:  # new events but nothing to send now: one write, no lease needed
-                self.store.commit(snapshot)
-            return
-        ttl = max(self.deadline - time.monotonic(), 0) + LEASE_MARGIN_S
-        lease = self.store.acquire_from(snapshot, ttl, now)  # staged: nothing can be lost now
-        try:
-            stats = self.deliverer.deliver_due(
-                target, lease.checkpoint, now, persist=lambda: self.store.save(lease)
-            )
-            self._count(result, stats, lease.checkpoint)
-            self.store.save(lease, release=True)
-        except BaseException:
-            self.store.release(lease)
-            raise
+        ingested = self._take_in(target, snapshot.checkpoint, report)
+        events = [] if ingested.quiet_start else ingested.events
+        verdicts = self._enrich(target, self._classify(target, events))
+        plan = self.notifier.stage(target, verdicts, self.jobs, now)
+        self._report_plan(target, report, verdicts, plan)
+        if snapshot.checkpoint.outbox:
+            ttl = max(self.deadline - time.monotonic(), 0) + LEASE_MARGIN_S
+            self._deliver_legacy_outbox(self.store.acquire_from(snapshot, ttl, now), now, report)
+        elif ingested.changed:
+            self.store.commit(snapshot)  # after staging: nothing new is lost by a crash
 
-    def _take_in(
-        self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult
-    ) -> bool:
-        """Ingest, classify, enrich and route new events into the outbox (in memory).
-        Returns whether the checkpoint changed."""
-        ingested = self._ingest(target, checkpoint)
-        alerts = [] if ingested.quiet_start else rules.classify(ingested.events)
-        alerts = self._enrich(target, alerts)
-        routed = route(alerts, self.settings)
-        if alerts and not routed:
-            log.warning("%s: %d alerts and no receiver configured", target.name, len(alerts))
-        checkpoint.enqueue(routed, now)
-        result.fetched, result.alerts = ingested.fetched, len(alerts)
-        result.new_events = 0 if ingested.quiet_start else len(ingested.events)
-        result.requests = ingested.requests
-        return ingested.changed or bool(routed)
+    def _take_in(self, target: Target, checkpoint: Any, report: Report) -> Ingested:
+        """Ingestion: the target's new events, oldest first, and the boundary moved on."""
 
-    def _ingest(self, target: Target, checkpoint: Checkpoint) -> Ingested:
         def pages(stream: str) -> Callable[[int], EventsPage]:
             size = self.settings.page_size
             return lambda index: self.source.get_events_page(target, index, size, stream or None)
 
         # Per target: a namespace discovered after the first run starts at `latest`.
         start = Start.parse(start_from(target, self.settings), parse_duration)
-        return ingest_target(
+        ingested = ingest_target(
             pages, target, checkpoint.stream, start=start, limits=self.limits, clock=self.clock
         )
+        report(Kind.FETCHED, ingested.fetched)
+        report(Kind.NEW_EVENTS, 0 if ingested.quiet_start else len(ingested.events))
+        report(Kind.REQUESTS, ingested.requests)
+        return ingested
 
-    def _enrich(self, target: Target, alerts: list[Alert]) -> list[Alert]:
-        if not alerts:
-            return alerts
+    def _classify(self, target: Target, events: list[FlinkEvent]) -> list[Verdict]:
+        """Rules, first match wins: alert, resolve or ignore."""
+        rules = self.settings.ruleset
+        needs_names = events and any(rule.needs_names for rule in rules)
+        return classify(events, rules, self._names(target) if needs_names else {})
+
+    def _report_plan(
+        self, target: Target, report: Report, verdicts: list[Verdict], plan: Plan
+    ) -> None:
+        alerts = sum(verdict.action == "alert" for verdict in verdicts)
+        report(Kind.ALERTS, alerts)
+        report(Kind.SILENCED, plan.count(Reason.SILENCED))
+        report(Kind.FOLDED, plan.count(Reason.FOLDED))
+        report(Kind.RESOLVED, plan.resolved)
+        if alerts and not self.settings.receivers:
+            log.warning("%s: %d alerts and no receiver configured", target.name, alerts)
+
+    def _deliver_legacy_outbox(self, lease: Lease, now: datetime, report: Report) -> None:
+        """Alerts staged per target by an older version: delivered as before, then gone."""
         try:
-            names = self.source.list_deployments(target)
+            self.deliverer.deliver_due(
+                lease.target, lease.checkpoint, now, partial(self.store.save, lease), report
+            )
+            report(Kind.PENDING, len(lease.checkpoint.outbox))
+            self.store.save(lease, release=True)
+        except BaseException:
+            self.store.release(lease)
+            raise
+
+    def _enrich(self, target: Target, verdicts: list[Verdict]) -> list[Verdict]:
+        """Deployment names, console links, and ListJobs' cause of a failure."""
+        if not verdicts:
+            return verdicts
+        names = self._names(target)
+        region = target.region or self.settings.region
+        named = [replace(v, alert=self._enriched(v.alert, names, region)) for v in verdicts]
+        return with_causes(named, target, self.jobs)
+
+    def _names(self, target: Target) -> dict[str, str]:
+        try:
+            return self.source.list_deployments(target)
         except ApiError as exc:  # names are a nicety; the alert matters more
             log.warning("cannot list deployments of %s: %s", target.name, exc)
-            names = {}
-        region = target.region or self.settings.region
-        return [self._enriched(alert, names, region) for alert in alerts]
+            return {}
 
     def _enriched(self, alert: Alert, names: dict[str, str], region: str) -> Alert:
         event = alert.event
@@ -267,33 +254,13 @@ class Run:
         )
         return replace(alert, deployment_name=names.get(event.deployment_id, ""), console_url=url)
 
-    def _preview(
-        self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult
-    ) -> None:
-        """--dry-run: print what would be sent; send and commit nothing."""
-        for _, batch in due_batches(target, checkpoint, now):
-            channel = self.channels.get(batch.receiver)
-            for message in channel.build(batch) if channel else []:
-                print(f"--- would send to {batch.receiver} ({target.name}) ---", file=self.out)
-                print(message.preview(), file=self.out)
-        result.pending = len(checkpoint.outbox)
 
-    @staticmethod
-    def _count(result: TargetResult, stats: DeliveryStats, checkpoint: Checkpoint) -> None:
-        result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
-        result.pending = len(checkpoint.outbox)
-        result.oldest_parked = oldest_parked(checkpoint.outbox)
-
-
-def rate_limits(settings: Settings, channels: dict[str, Channel]) -> dict[str, tuple[int, float]]:
-    limits: dict[str, tuple[int, float]] = {}
-    for receiver in settings.receivers:
-        channel = channels.get(receiver.name)
-        limit = parse_rate(receiver.rate_limit) if receiver.rate_limit else None
-        limit = limit or (channel.default_rate if channel else None)
-        if limit:
-            limits[receiver.name] = limit
-    return limits
+def _each(pool: ThreadPoolExecutor, stage: Callable[[Any], None], items: list[Any]) -> None:
+    """One stage over many items: inline for one (a warm run's usual case), else in the pool."""
+    if len(items) == 1:
+        stage(items[0])
+    else:
+        list(pool.map(stage, items))
 
 
 class Wiring:
@@ -349,14 +316,20 @@ def make_run(
 ) -> Run:
     """Wire the run from configuration. `credentials` is called only if something needs the cloud.
     `wiring` (built from the same settings) is reused instead of building the parts anew."""
+    from .channels.base import RecordingChannel
+    from .checkpoint.backend import OverlayBackend
+
     wiring = wiring or Wiring(settings)
-    source = wiring.source(credentials, deadline)
-    store = wiring.store(credentials)
+    store, channels = wiring.store(credentials), wiring.channels
+    if dry_run:  # the same pipeline, with writes kept in memory and channels that only print
+        store = CheckpointStore(OverlayBackend(store.backend), store.owner, local=store.local)
+        channels = {name: RecordingChannel(channel, out) for name, channel in channels.items()}
     run = Run(
         settings,
-        source=source,
+        source=wiring.source(credentials, deadline),
         store=store,
-        channels=wiring.channels,
+        records=RecordStore(store.backend, store.owner, local=store.local),
+        channels=channels,
         deadline=deadline,
         dry_run=dry_run,
         out=out,

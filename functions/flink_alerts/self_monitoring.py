@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 import requests
 
 from .checkpoint.backend import Backend
-from .checkpoint.model import OutboxEntry
 from .errors import CheckpointError, DeliveryError
 from .events import Alert, Batch, FlinkEvent, Target
 from .health import HealthState, Notice, Observation, Policy, assess
+from .outcomes import Recorder
 from .settings import Settings
 
 log = logging.getLogger("flink_alerts.self_monitoring")
@@ -34,27 +34,19 @@ _SAVE_ATTEMPTS = 3
 _remembered: dict[str, HealthState] = {}
 
 
-def oldest_parked(outbox: list[OutboxEntry]) -> dict[str, str]:
-    """Receiver -> when its oldest still-parked alert was queued (ISO), from a target's outbox."""
-    oldest: dict[str, datetime] = {}
-    for entry in outbox:
-        oldest[entry.receiver] = min(entry.queued_at, oldest.get(entry.receiver, entry.queued_at))
-    return {receiver: moment.isoformat() for receiver, moment in oldest.items()}
-
-
-def observations(results: list[Any]) -> dict[str, Observation]:
-    """Per target of this run (targets skipped for a held lease say nothing)."""
-    return {
-        result.target: Observation(
-            error=result.error,
-            oldest_parked={
-                r: datetime.fromisoformat(t)
-                for r, t in getattr(result, "oldest_parked", {}).items()
-            },
+def observations(recorder: Recorder) -> dict[str, Observation]:
+    """Per target and receiver of this run (targets skipped for a held lease say nothing)."""
+    seen: dict[str, Observation] = {}
+    for where in recorder.places:
+        fields = recorder.fields(where)
+        if fields["skipped"]:
+            continue
+        parked = recorder.parked.get(where)
+        receiver = where.removeprefix("receiver ")
+        seen[where] = Observation(
+            error=fields["error"], oldest_parked={receiver: parked} if parked else {}
         )
-        for result in results
-        if not result.skipped
-    }
+    return seen
 
 
 class SelfMonitor:
@@ -73,10 +65,10 @@ class SelfMonitor:
         config = settings.self_alerts
         self.policy = Policy(config.failed_runs, config.parked_longer_than) if config else Policy()
 
-    def after_run(self, results: list[Any]) -> list[Notice]:
+    def after_run(self, recorder: Recorder) -> list[Notice]:
         """Update the health record; send and return the notices it calls for."""
         now = self.clock()
-        seen = observations(results)
+        seen = observations(recorder)
         try:
             notices = self._update_stored(seen, now)
         except CheckpointError as exc:
@@ -177,7 +169,7 @@ def call_heartbeat(url: str, method: str, timeout_s: float) -> bool:
 
 def make_after_run(
     settings: Settings, backend: Backend, renderer: Any
-) -> Callable[[list[Any], bool], None] | None:
+) -> Callable[[Recorder, bool], None] | None:
     """The hook for the end of a run, or None when neither self_alerts nor a heartbeat is set."""
     if settings.self_alerts is None and settings.heartbeat_url is None:
         return None
@@ -188,10 +180,10 @@ def make_after_run(
     )
     timeout_s = settings.delivery.timeout_s
 
-    def after_run(results: list[Any], ok: bool) -> None:
+    def after_run(recorder: Recorder, ok: bool) -> None:
         try:
             if monitor is not None:
-                monitor.after_run(results)
+                monitor.after_run(recorder)
             if ok and settings.heartbeat_url is not None:
                 call_heartbeat(
                     settings.heartbeat_url.get_secret_value(), settings.heartbeat_method, timeout_s

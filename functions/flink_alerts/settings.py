@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -22,6 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+from .alerting.routing import Route, RouteConfig, build_tree, unknown_receivers
+from .alerting.rules import Rule, RulesConfig, ruleset
+from .alerting.silences import SilenceConfig
 from .errors import ConfigError
 from .fleet.config import (
     DEFAULT_FLINK_ENDPOINT,
@@ -36,21 +40,11 @@ from .fleet.config import (
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from .units import parse_duration
+
 ENV_PREFIX = "FLINK_ALERTS_"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def parse_duration(value: Any) -> float:
-    """`30s`, `15m`, `24h`, `2d`, `500ms` or a number of seconds -> seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 2h, 1d)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 Duration = Annotated[float, Field(ge=0)]
@@ -70,10 +64,6 @@ class DeliveryConfig(_Strict):
     _durations = field_validator("initial_backoff", "max_backoff", "max_age", mode="before")(
         lambda value: parse_duration(value)
     )
-
-
-class RouteConfig(_Strict):
-    receivers: list[str] = Field(min_length=1)
 
 
 class _Receiver(_Strict):
@@ -224,7 +214,9 @@ class Settings(BaseModel):
         "/namespaces/{namespace}/operations/stream/{deployment_id}/detail"
     )
     receivers: list[ReceiverConfig] = []
-    routes: list[RouteConfig] = []
+    rules: RulesConfig = RulesConfig()
+    routes: tuple[RouteConfig, ...] = ()
+    silences: tuple[SilenceConfig, ...] = ()
     delivery: DeliveryConfig = DeliveryConfig()
     fanout: FanoutConfig | None = None
     self_alerts: SelfAlertsConfig | None = None
@@ -272,15 +264,22 @@ class Settings(BaseModel):
         for index, name in enumerate(names):
             if name in names[:index]:
                 raise ValueError(f"receivers[{index}].name: duplicate receiver name {name!r}")
-        for index, route in enumerate(self.routes):
-            for name in route.receivers:
-                if name not in names:
-                    raise ValueError(f"routes[{index}].receivers: unknown receiver {name!r}")
+        for path, name in unknown_receivers(self.routes, set(names)):
+            raise ValueError(f"{path}: unknown receiver {name!r}")
         if self.self_alerts and self.self_alerts.receiver not in names:
             raise ValueError(
                 f"self_alerts.receiver: unknown receiver {self.self_alerts.receiver!r}"
             )
         return self
+
+    @cached_property
+    def route_tree(self) -> Route:
+        """The routing tree with inheritance resolved; built once per loaded config."""
+        return build_tree(self.routes, tuple(receiver.name for receiver in self.receivers))
+
+    @cached_property
+    def ruleset(self) -> tuple[Rule, ...]:
+        return ruleset(self.rules)
 
     @property
     def api_endpoint(self) -> str:
@@ -357,14 +356,16 @@ def _error_path(loc: tuple[Any, ...]) -> str:
         after_index = index > 0 and isinstance(loc[index - 1], int) and index < len(loc) - 1
         if isinstance(part, int):
             path += f"[{part}]"
-        elif after_index and part in _RECEIVER_TYPES:
+        elif after_index and part in _UNION_TAGS:
             continue
         else:
             path = _join(path, str(part))
     return path
 
 
-_RECEIVER_TYPES = {"dingtalk", "slack", "email", "feishu", "lark", "wecom", "webhook", "console"}
+# Tags pydantic puts in error paths after a list index: receiver types and silence kinds.
+_UNION_TAGS = {"dingtalk", "slack", "email", "feishu", "lark", "wecom", "webhook", "console"}
+_UNION_TAGS |= {"absolute", "recurring"}
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
@@ -389,7 +390,11 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         return validate_settings(raw, environ)
     except ValidationError as exc:
-        raise _config_error(exc) from None
+        error = _config_error(exc)
+        if isinstance(raw.get("rules"), list) and error.path.startswith("rules.rules["):
+            # `rules: [...]` is read as `rules: {rules: [...]}`: name the key as written.
+            error = ConfigError(error.path.removeprefix("rules."), error.reason)
+        raise error from None
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

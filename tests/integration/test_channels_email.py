@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
+from dataclasses import replace
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,13 @@ class Recorder:
         self.envelopes: list[Any] = []
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
+        self.refuse: dict[str, str] = {}  # address -> reply, for that address only
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if self.rcpt_reply:
             return self.rcpt_reply
+        if address in self.refuse:
+            return self.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -270,3 +274,25 @@ def test_silent_server_times_out_retryably():
 def test_starttls_required_but_server_without_tls_is_permanent(plain):
     error = send_error(config(plain, "starttls", username=None, password=None))
     assert not error.retryable and "STARTTLS" in str(error)
+
+
+def test_recipients_refused_with_4xx_are_retried_alone(plain, recorder):
+    receiver = config(plain, "none", username=None, password=None)
+    recorder.refuse = {"lead@example.com": "450 4.2.0 Mailbox busy, try later"}
+    error = send_error(receiver)
+    assert error.retryable and error.retry_only == ("lead@example.com",)
+    assert "accepted for 2 recipient(s)" in str(error)
+    recorder.refuse = {}
+    answer = send(receiver, replace(make_batch(), only_to=error.retry_only))
+    assert answer == "accepted for 1 recipient(s)"
+    first, retry = recorder.envelopes
+    assert sorted(first.rcpt_tos) == ["oncall@example.com", "team@example.com"]
+    assert retry.rcpt_tos == ["lead@example.com"]
+    retried = message_from_bytes(retry.original_content, policy=policy.default)
+    assert retried["To"] == "oncall@example.com, lead@example.com"  # the headers stay whole
+
+
+def test_recipients_refused_with_5xx_only_are_reported_not_retried(plain, recorder):
+    recorder.refuse = {"lead@example.com": "550 5.1.1 No such user"}
+    answer = send(config(plain, "none", username=None, password=None))
+    assert answer.startswith("accepted for 2 recipient(s); refused: lead@example.com: 550")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,23 +19,7 @@ from flink_alerts.handler import handle
 from tests.servers.flink_server import FlinkServer
 from tests.servers.receiver import ReceiverServer
 
-
-@pytest.fixture
-def receiver():
-    with ReceiverServer() as server:
-        yield server
-
-
-@pytest.fixture
-def cloud_env(monkeypatch, flink_server: FlinkServer) -> dict[str, str]:
-    creds = flink_server.credentials
-    env = {
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": creds.access_key_id,
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": creds.access_key_secret,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return {**os.environ, **env}
+EVERY_EVENT_ROUTE = {"group_by": ["target"], "repeat_interval": "0s", "send_resolved": False}
 
 
 def write_config(
@@ -52,6 +35,8 @@ def write_config(
             for i, server in enumerate(receivers)
         ],
         "delivery": {"initial_backoff": "0s", "max_backoff": "0s"},
+        # Every failure in one message per run: these tests are about delivery, not folding.
+        "routes": [EVERY_EVENT_ROUTE] if receivers else [],
         **extra,
     }
     path = tmp_path / "config.yaml"
@@ -224,7 +209,7 @@ def test_corrupt_checkpoint_is_shown_and_reset(tmp_path, capsys, flink_server, r
     config = write_config(tmp_path, flink_server, [receiver])
     run(capsys, config)
     target = f"{flink_server.workspace}/{flink_server.namespace}"
-    (path,) = (tmp_path / "checkpoints").glob("*.json")
+    (path,) = (tmp_path / "checkpoints").glob(f"{flink_server.workspace}*.json")
     path.write_text("# flink-alerts checkpoint version 3\n{broken")
     code, summary = run(capsys, config)
     assert code == 1 and "checkpoint is not valid JSON" in summary["errors"][0]
@@ -320,7 +305,8 @@ def test_readme_example_runs_twice_without_repeating(tmp_path, monkeypatch, caps
     path = tmp_path / "config.yaml"
     path.write_text(config)
     code, first = run(capsys, path)
-    assert code == 0 and first["alerts"] == 4 and first["sent"] == 1
+    # one message per deployment (the default `group_by: [deployment]`)
+    assert code == 0 and first["alerts"] == 4 and first["sent"] == 3
     code, second = run(capsys, path)
     assert code == 0 and second["new_events"] == 0 and second["sent"] == 0
 

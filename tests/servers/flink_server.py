@@ -162,6 +162,7 @@ class FlinkServer:
         self.received: list[Received] = []
         self._events: list[dict[str, Any]] = []
         self._deployments: list[dict[str, Any]] = []
+        self._jobs: list[dict[str, Any]] = []
         self._faults: deque[Fault] = deque()
         self._counts: Counter[str] = Counter()
         self._nonces: set[str] = set()
@@ -302,6 +303,31 @@ class FlinkServer:
                     "workspace": self.workspace,
                     "jobSummary": {"running": 1, "failed": 0},
                 }
+            )
+
+    def add_job(
+        self,
+        deployment_id: str,
+        status: str,
+        *,
+        failure: dict[str, Any] | None = None,
+        started_ms: int | None = None,
+    ) -> None:
+        """A job of the deployment as ListJobs shows it; the newest job is listed first."""
+        job_status: dict[str, Any] = {"currentJobStatus": status}
+        if failure is not None:
+            job_status["failure"] = failure
+        with self._lock:
+            self._jobs.insert(
+                0,
+                {
+                    "jobId": f"job-{next(self._ids)}",
+                    "deploymentId": deployment_id,
+                    "namespace": self.namespace,
+                    "workspace": self.workspace,
+                    "startTime": started_ms or ms_of(_now()),
+                    "status": job_status,
+                },
             )
 
     # -- faults and counters ---------------------------------------------------------------
@@ -541,10 +567,13 @@ class FlinkServer:
                     [e for e in self._events if _matches(e, workspace, namespace, query)]
                 )
             return self._listings[key]
+        listed = self._deployments if action == "ListDeployments" else self._jobs
         return [
             {k: v for k, v in d.items() if k not in ("namespace", "workspace")}
-            for d in self._deployments
-            if d["workspace"] == workspace and d["namespace"] == namespace
+            for d in listed
+            if d["workspace"] == workspace
+            and d["namespace"] == namespace
+            and query.get("deploymentId", d["deploymentId"]) == d["deploymentId"]
         ]
 
     def _sorted(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -622,7 +651,8 @@ def _route(method: str, path: str) -> tuple[str, str]:
     segments = path.split("/")
     # ["", "api", "v2", "namespaces", NS, "events"]
     if method == "GET" and len(segments) == 6 and segments[1:4] == ["api", "v2", "namespaces"]:
-        action = {"events": "GetEvents", "deployments": "ListDeployments"}.get(segments[5])
+        actions = {"events": "GetEvents", "deployments": "ListDeployments", "jobs": "ListJobs"}
+        action = actions.get(segments[5])
         if action:
             return action, unquote(segments[4])
     return "Unknown", ""

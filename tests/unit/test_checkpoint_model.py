@@ -2,7 +2,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from flink_alerts.checkpoint.model import Checkpoint, RetryPolicy, StreamState
+from flink_alerts.checkpoint.model import Checkpoint, StreamState
+from flink_alerts.checkpoint.outbox import RetryPolicy
 from flink_alerts.errors import CheckpointError
 from flink_alerts.events import Alert, FlinkEvent
 

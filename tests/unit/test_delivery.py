@@ -3,13 +3,16 @@ the channel here is a scripted receiver, the thing under test is delivery.py."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flink_alerts.channels.base import Channel, Message
-from flink_alerts.checkpoint.model import Checkpoint, RetryPolicy
+from flink_alerts.checkpoint.model import Checkpoint
+from flink_alerts.checkpoint.outbox import RetryPolicy
 from flink_alerts.delivery import Deliverer, RateLimiter
 from flink_alerts.errors import DeliveryError
 from flink_alerts.events import Alert, Batch, FlinkEvent, Target
+from flink_alerts.outcomes import Kind, Recorder
 
 T0 = datetime(2026, 11, 26, tzinfo=timezone.utc)
 TARGET = Target("ws", "ns")
@@ -24,9 +27,13 @@ class ScriptedChannel(Channel):
         super().__init__(type("Config", (), {"name": name})(), renderer=None)
         self.outcomes = outcomes
         self.sent: list[tuple[str, ...]] = []
+        self.payloads: list[dict] = []
 
     def build(self, batch: Batch) -> list[Message]:
-        return [Message(batch.receiver, {}, (alert.key,)) for alert in batch.alerts]
+        return [Message(batch.receiver, {}, (a.key,), plain_text=a.key) for a in batch.alerts]
+
+    def plain_payload(self, text: str) -> dict:
+        return {"text": text}
 
     def payload(self, context: dict) -> dict:
         return {}
@@ -36,6 +43,7 @@ class ScriptedChannel(Channel):
         if outcome:
             raise outcome
         self.sent.append(message.alert_keys)
+        self.payloads.append(message.payload)
         return "ok"
 
 
@@ -49,6 +57,21 @@ def checkpoint_with(*keys: str, receiver: str = "r") -> Checkpoint:
     return checkpoint
 
 
+def due(deliverer: Deliverer, checkpoint: Checkpoint, now: datetime, persist) -> Stats:
+    """Deliver the checkpoint's due entries; what happened, as counts of the outcomes."""
+    stats = Stats(Recorder())
+    deliverer.deliver_due(TARGET, checkpoint, now, persist, stats.recorder.at("receiver r"))
+    return stats
+
+
+@dataclass
+class Stats:
+    recorder: Recorder
+
+    def __getattr__(self, name: str) -> int:
+        return self.recorder.total(Kind(name))
+
+
 def deliverer(channel: Channel, limits=None, policy=None) -> Deliverer:
     return Deliverer({channel.name: channel}, policy or RetryPolicy(), RateLimiter(limits or {}))
 
@@ -57,9 +80,7 @@ def test_sends_in_event_order_and_saves_after_each_message():
     channel = ScriptedChannel("r", [])
     checkpoint = checkpoint_with("a", "b", "c")
     saves: list[int] = []
-    stats = deliverer(channel).deliver_due(
-        TARGET, checkpoint, T0, lambda: saves.append(len(checkpoint.outbox))
-    )
+    stats = due(deliverer(channel), checkpoint, T0, lambda: saves.append(len(checkpoint.outbox)))
     assert channel.sent == [("a",), ("b",), ("c",)]
     assert saves == [2, 1, 0] and stats.sent == 3 and checkpoint.outbox == []
 
@@ -67,12 +88,12 @@ def test_sends_in_event_order_and_saves_after_each_message():
 def test_a_retryable_failure_keeps_the_rest_in_order_for_later():
     channel = ScriptedChannel("r", [None, DeliveryError("503", retryable=True)])
     checkpoint = checkpoint_with("a", "b", "c")
-    stats = deliverer(channel).deliver_due(TARGET, checkpoint, T0, lambda: None)
+    stats = due(deliverer(channel), checkpoint, T0, lambda: None)
     assert channel.sent == [("a",)] and stats.failed == 1 and stats.dropped == 0
     later = T0 + timedelta(hours=1)
     waiting = checkpoint.due(later)["r"]
     assert [(e.alert.key, e.attempts) for e in waiting] == [("b", 1), ("c", 0)]
-    deliverer(channel).deliver_due(TARGET, checkpoint, later, lambda: None)
+    due(deliverer(channel), checkpoint, later, lambda: None)
     assert channel.sent == [("a",), ("b",), ("c",)]
 
 
@@ -81,27 +102,32 @@ def test_rate_limit_defers_without_counting_an_attempt():
     limiter = RateLimiter({"r": (2, 60.0)}, clock=lambda: clock[0])
     channel = ScriptedChannel("r", [])
     checkpoint = checkpoint_with("a", "b", "c")
-    Deliverer({"r": channel}, RetryPolicy(), limiter).deliver_due(
-        TARGET, checkpoint, T0, lambda: None
-    )
+    due(Deliverer({"r": channel}, RetryPolicy(), limiter), checkpoint, T0, lambda: None)
     assert channel.sent == [("a",), ("b",)]
     (waiting,) = checkpoint.outbox
     assert waiting.attempts == 0 and waiting.next_attempt_at == T0 + timedelta(seconds=60)
     clock[0] = 60.0
-    Deliverer({"r": channel}, RetryPolicy(), limiter).deliver_due(
-        TARGET, checkpoint, T0 + timedelta(seconds=60), lambda: None
+    due(
+        Deliverer({"r": channel}, RetryPolicy(), limiter),
+        checkpoint,
+        T0 + timedelta(seconds=60),
+        lambda: None,
     )
     assert channel.sent[-1] == ("c",) and checkpoint.outbox == []
 
 
 def test_permanent_failures_and_expired_entries_are_dropped_and_counted(caplog):
-    channel = ScriptedChannel("r", [DeliveryError("bad token", retryable=False)])
+    refused = DeliveryError("bad token", retryable=False)
+    channel = ScriptedChannel("r", [refused, refused])  # the message, then as plain text
     checkpoint = checkpoint_with("a")
-    stats = deliverer(channel).deliver_due(TARGET, checkpoint, T0, lambda: None)
+    stats = due(deliverer(channel), checkpoint, T0, lambda: None)
     assert stats.dropped == 1 and checkpoint.outbox == []
     old = checkpoint_with("z")
-    stats = deliverer(channel, policy=RetryPolicy(max_age=60)).deliver_due(
-        TARGET, old, T0 + timedelta(minutes=5), lambda: None
+    stats = due(
+        deliverer(channel, policy=RetryPolicy(max_age=60)),
+        old,
+        T0 + timedelta(minutes=5),
+        lambda: None,
     )
     assert stats.dropped == 1 and old.outbox == []
     dropped = [r for r in caplog.records if r.levelname == "ERROR"]
@@ -115,14 +141,28 @@ def test_permanent_failures_and_expired_entries_are_dropped_and_counted(caplog):
 def test_a_receiver_removed_from_the_config_is_dropped_loudly():
     channel = ScriptedChannel("r", [])
     checkpoint = checkpoint_with("a", receiver="gone")
-    stats = deliverer(channel).deliver_due(TARGET, checkpoint, T0, lambda: None)
+    stats = due(deliverer(channel), checkpoint, T0, lambda: None)
     assert stats.dropped == 1 and channel.sent == []
 
 
 def test_retry_after_from_the_receiver_is_honoured():
     channel = ScriptedChannel("r", [DeliveryError("429", retryable=True, retry_after=120)])
     checkpoint = checkpoint_with("a")
-    deliverer(channel, policy=RetryPolicy(initial_backoff=1)).deliver_due(
-        TARGET, checkpoint, T0, lambda: None
-    )
+    due(deliverer(channel, policy=RetryPolicy(initial_backoff=1)), checkpoint, T0, lambda: None)
     assert checkpoint.outbox[0].next_attempt_at == T0 + timedelta(seconds=120)
+
+
+def test_a_refused_message_is_tried_once_as_plain_text_before_it_is_dropped():
+    refused = DeliveryError("HTTP 400 invalid_payload", retryable=False)
+    channel = ScriptedChannel("r", [refused, None, refused, refused])
+    checkpoint = checkpoint_with("a", "b")
+    stats = due(deliverer(channel), checkpoint, T0, lambda: None)
+    assert channel.sent == [("a",)] and channel.payloads == [{"text": "a"}]
+    assert stats.sent == 1 and stats.dropped == 1 and checkpoint.outbox == []
+
+
+def test_no_plain_text_retry_for_errors_that_are_not_about_the_message():
+    channel = ScriptedChannel("r", [DeliveryError("HTTP 401", retryable=False, fixable=True)])
+    checkpoint = checkpoint_with("a")
+    stats = due(deliverer(channel), checkpoint, T0, lambda: None)
+    assert channel.sent == [] and stats.parked == 1 and len(checkpoint.outbox) == 1

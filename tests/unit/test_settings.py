@@ -85,6 +85,38 @@ def test_env_expansion_and_defaults(monkeypatch, tmp_path):
         ("receivers:\n  - {name: s, type: slack}\n", "receivers[0].webhook", "required"),
         ("receivers:\n  - {name: s, type: pager}\n", "receivers[0]", "type"),
         ("routes:\n  - {receivers: [ghost]}\n", "routes[0].receivers", "unknown receiver 'ghost'"),
+        (
+            "receivers:\n  - {name: c, type: console}\n"
+            "routes:\n  - {receivers: [c], routes: [{receivers: [ghost]}]}\n",
+            "routes[0].routes[0].receivers",
+            "unknown receiver 'ghost'",
+        ),
+        ("routes:\n  - {repeat_interval: often}\n", "routes[0].repeat_interval", "not a duration"),
+        ("routes:\n  - {group_by: [pod]}\n", "routes[0].group_by[0]", "deployment"),
+        ("rules:\n  - {match: {message: '('}}\n", "rules[0].match.message", "regular"),
+        ("rules:\n  - {match: {severity: info}}\n", "rules[0].match", "sets the severity"),
+        ("rules: {rules: [{action: page}]}\n", "rules.rules[0].action", "alert"),
+        ("rules: {defaults: maybe}\n", "rules.defaults", "boolean"),
+        (
+            "silences:\n  - {between: '22:00-22:00', timezone: UTC}\n",
+            "silences[0].between",
+            "empty window",
+        ),
+        (
+            "silences:\n  - {between: '01:00-02:00', timezone: Mars/Base}\n",
+            "silences[0].timezone",
+            "unknown time zone",
+        ),
+        (
+            "silences:\n  - {starts_at: '2026-01-01T00:00', ends_at: '2026-01-02T00:00'}\n",
+            "silences[0].starts_at",
+            "give an offset",
+        ),
+        (
+            "silences:\n  - {starts_at: '2026-01-02T00:00Z', ends_at: '2026-01-01T00:00Z'}\n",
+            "silences[0].ends_at",
+            "must be after starts_at",
+        ),
         ("checkpoint: s3://x\n", "checkpoint", "file://"),
         ("start_from: yesterday\n", "start_from", "not a duration"),
         ("delivery: {max_backoff: soon}\n", "delivery.max_backoff", "not a duration"),
@@ -111,3 +143,13 @@ def test_durations_and_rates():
     assert parse_rate("20/min") == (20, 60) and parse_rate("1/s") == (1, 1)
     with pytest.raises(ValueError):
         parse_rate("0/min")
+
+
+def test_rule_errors_name_the_key_as_written(tmp_path):
+    for text, path in [
+        ("rules:\n  - {match: {message: '('}}\n", "rules[0].match.message"),
+        ("rules: {rules: [{match: {message: '('}}]}\n", "rules.rules[0].match.message"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_settings(write(tmp_path, text))
+        assert info.value.path == path

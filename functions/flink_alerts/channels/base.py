@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
@@ -28,6 +28,9 @@ class Message:
     receiver: str
     payload: Any  # JSON-able dict for HTTP channels, str for console, EmailMessage for email
     alert_keys: tuple[str, ...]
+    only_to: tuple[str, ...] = ()  # email: the envelope recipients still to deliver to
+    # A few lines without markup: what is sent when the receiver refuses the payload itself.
+    plain_text: str = ""
 
     def preview(self) -> str:
         """The exact payload as text, for `flink-alerts render` and `--dry-run`."""
@@ -65,7 +68,16 @@ class Channel(ABC):
         payload = fitted(self.renderer, batch, self.payload, self.load, self.limits())
         if not self.fits(payload):
             payload = self.cut(payload)
-        return [Message(self.name, payload, tuple(alert.key for alert in batch.alerts))]
+        keys = tuple(alert.key for alert in batch.alerts)
+        return [Message(self.name, payload, keys, plain_text=plain_text(batch))]
+
+    def plain(self, message: Message) -> Message | None:
+        """The message as minimal plain text, or None when the channel has no such form."""
+        payload = self.plain_payload(message.plain_text) if message.plain_text else None
+        return None if payload is None else replace(message, payload=payload, plain_text="")
+
+    def plain_payload(self, text: str) -> Any | None:
+        return None
 
     def part(self, context: dict[str, Any], block: str | None = None, escape: str = "none") -> str:
         """A block of the receiver's template (or of the default one)."""
@@ -106,6 +118,21 @@ class MessageLimits:
     max_alerts: int
     max_message_chars: int
     max_message_lines: int | None
+
+
+def plain_text(batch: Batch, max_lines: int = 10) -> str:
+    """`FIRING: 3 Flink alerts in ns` and one short line per alert; no template, no markup."""
+    alerts = batch.alerts
+    lines = [
+        f"{batch.status.upper()}: {len(alerts) + batch.omitted} Flink alert(s) in {batch.target.name}"
+    ]
+    for alert in alerts[:max_lines]:
+        name = alert.deployment_name or alert.event.deployment_id or "unknown deployment"
+        headline = " ".join(alert.event.message.split())[:160]
+        lines.append(f"- {name} · {alert.event.event_name} · {headline}")
+    if len(alerts) > max_lines or batch.omitted:
+        lines.append(f"… and {len(alerts) - min(len(alerts), max_lines) + batch.omitted} more")
+    return "\n".join(lines)
 
 
 # Aim this far below the limit when estimating how many alerts fit: alerts differ in size and the
@@ -162,3 +189,21 @@ def fitted(
         payload = build(shown)
         measured.append((shown, load(payload)))
     return payload
+
+
+class RecordingChannel:
+    """A channel for `--dry-run`: builds exactly like the real one, prints instead of sending."""
+
+    def __init__(self, channel: Channel, out: Any = None) -> None:
+        self.channel = channel
+        self.out = out
+        self.recorded: list[Message] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.channel, name)
+
+    def send(self, message: Message) -> str:
+        self.recorded.append(message)
+        print(f"--- would send to {message.receiver} ---", file=self.out)
+        print(message.preview(), file=self.out)
+        return "recorded (dry run)"

@@ -26,7 +26,7 @@ MAX_BODY_BYTES = 20_000
 # Room kept for what DingTalk may count differently from us (e.g. its own escaping).
 SAFETY_BYTES = 500
 THROTTLED = 130101  # sending too fast: DingTalk blocks the robot for ~10 minutes
-THROTTLE_WAIT_S = 60.0
+THROTTLE_WAIT_S = 600.0  # 130101 blocks the robot for 10 minutes: waiting less only extends it
 # Every other non-zero errcode (310000 keyword/sign/IP mismatch, 300001/300005 bad token, ...)
 # is a configuration problem that retrying will not fix.
 TRANSIENT = {-1}  # "system busy"
@@ -63,6 +63,9 @@ class DingTalkChannel(Channel):
         return self._check_answer(data)
 
     # -- building --
+
+    def plain_payload(self, text: str) -> dict[str, Any]:
+        return {"msgtype": "text", "text": {"content": text}}
 
     def payload(self, context: dict[str, Any]) -> dict[str, Any]:
         msgtype = self.config.msgtype

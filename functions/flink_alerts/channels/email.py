@@ -5,14 +5,18 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+from dataclasses import replace
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DeliveryError
 from ..render import clip, clip_bytes
 from .base import Channel, Message
+
+if TYPE_CHECKING:
+    from ..events import Batch
 
 MAX_SUBJECT_CHARS = 200
 # Gmail clips an HTML body beyond 102 KB behind "[Message clipped] View entire message".
@@ -46,7 +50,7 @@ class EmailChannel(Channel):
             with self._connect() as smtp:
                 if self.config.username:
                     smtp.login(self.config.username, self._password())
-                refused = smtp.send_message(message.payload)
+                refused = smtp.send_message(message.payload, to_addrs=message.only_to or None)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             retryable = any(400 <= code < 500 for code in codes)
@@ -58,10 +62,13 @@ class EmailChannel(Channel):
             raise DeliveryError(
                 f"{where}: {exc.smtp_code} {_text(exc.smtp_error)}{_hint(exc.smtp_code)}",
                 retryable=400 <= exc.smtp_code < 500,
+                fixable=bool(_hint(exc.smtp_code)),
             ) from None
         except ssl.SSLCertVerificationError as exc:
             raise DeliveryError(
-                f"{where}: TLS certificate not trusted ({exc.verify_message})", retryable=False
+                f"{where}: TLS certificate not trusted ({exc.verify_message})",
+                retryable=False,
+                fixable=True,
             ) from None
         except smtplib.SMTPNotSupportedError as exc:
             raise DeliveryError(f"{where}: {exc}", retryable=False) from None
@@ -71,9 +78,20 @@ class EmailChannel(Channel):
             raise DeliveryError(
                 f"{where}: {type(exc).__name__} {reason}".rstrip(), retryable=True
             ) from None
-        accepted = len(_recipients(message.payload)) - len(refused)
+        accepted = len(message.only_to or _recipients(message.payload)) - len(refused)
+        later = tuple(address for address, (code, _) in refused.items() if 400 <= code < 500)
+        if later:
+            raise DeliveryError(
+                f"{where}: accepted for {accepted} recipient(s); refused for now: "
+                f"{_refusals(refused)}",
+                retryable=True,
+                retry_only=later,
+            )
         note = f"; refused: {_refusals(refused)}" if refused else ""
         return f"accepted for {accepted} recipient(s){note}"
+
+    def build(self, batch: Batch) -> list[Message]:
+        return [replace(message, only_to=batch.only_to) for message in super().build(batch)]
 
     def _password(self) -> str:
         return self.config.password.get_secret_value() if self.config.password else ""

@@ -58,6 +58,9 @@ class FeishuChannel(Channel):
         check_status(response, channel=self.label, url=url, secrets=secrets)
         return self._check_answer(response_json(response, channel=self.label, url=url))
 
+    def plain_payload(self, text: str) -> dict[str, Any]:
+        return {"msg_type": "text", "content": {"text": text}}
+
     def payload(self, context: dict[str, Any]) -> dict[str, Any]:
         title = " ".join(self.part(context, "title").split())
         body = self.part(context, "body", "markdown")

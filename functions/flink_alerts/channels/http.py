@@ -72,7 +72,10 @@ def post(
         raise DeliveryError(f"{where}: timed out after {timeout_s:g}s", retryable=True) from None
     except requests.ConnectionError as exc:
         reason = _connection_reason(exc)
-        raise DeliveryError(f"{where}: cannot connect ({reason})", retryable=True) from None
+        fixable = reason == "TLS certificate not trusted"
+        raise DeliveryError(
+            f"{where}: cannot connect ({reason})", retryable=True, fixable=fixable
+        ) from None
     except requests.RequestException as exc:
         # e.g. an invalid URL: trying again will not help. The text may hold the URL: drop it.
         raise DeliveryError(f"{where}: {type(exc).__name__}", retryable=False) from None
@@ -100,6 +103,11 @@ _REASONS = (
 )
 
 
+# Wrong credentials or a gone channel (Slack 403 action_prohibited, 404 channel_not_found,
+# 410 channel_is_archived): a person fixes the receiver, the alert waits until max_age.
+FIXABLE_STATUS = frozenset({401, 403, 404, 410})
+
+
 def retry_after(response: requests.Response) -> float | None:
     """Seconds from a `Retry-After: 30` header (HTTP dates are rare for webhooks: ignored)."""
     value = response.headers.get("Retry-After", "").strip()
@@ -125,7 +133,7 @@ def check_status(
     message = f"{channel} {mask_url(url)}: HTTP {status} {excerpt(response, secrets)}".rstrip()
     if status == 429 or status >= 500:
         raise DeliveryError(message, retryable=True, retry_after=retry_after(response))
-    raise DeliveryError(message, retryable=False)
+    raise DeliveryError(message, retryable=False, fixable=status in FIXABLE_STATUS)
 
 
 def response_json(
@@ -170,4 +178,4 @@ def answer_code(
     if number in transient:
         raise DeliveryError(message, retryable=True)
     hint = hints.get(number, "") if number is not None else ""
-    raise DeliveryError(message + hint, retryable=False)
+    raise DeliveryError(message + hint, retryable=False, fixable=bool(hint))

@@ -98,6 +98,9 @@ class SlackChannel(Channel):
             )
         return answer
 
+    def plain_payload(self, text: str) -> dict[str, Any]:
+        return {"text": text}
+
     def payload(self, context: dict[str, Any]) -> dict[str, Any]:
         header = " ".join(self.part(context, "header").split())
         body = self.part(context, "body", "slack")

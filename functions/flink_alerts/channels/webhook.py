@@ -15,6 +15,9 @@ class WebhookChannel(Channel):
     template = "webhook.json.j2"
     max_message_chars = 20_000
 
+    def plain_payload(self, text: str) -> dict[str, Any]:
+        return {"text": text}
+
     def payload(self, context: dict[str, Any]) -> Any:
         text = self.part(context, escape="json")
         try:

@@ -52,6 +52,9 @@ class WeComChannel(Channel):
             retry_after=THROTTLE_WAIT_S,
         )
 
+    def plain_payload(self, text: str) -> dict[str, Any]:
+        return {"msgtype": "text", "text": {"content": text}}
+
     def payload(self, context: dict[str, Any]) -> dict[str, Any]:
         content = self.part(context, escape="markdown")
         return {"msgtype": "markdown", "markdown": {"content": content}}

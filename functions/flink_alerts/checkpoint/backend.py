@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -34,3 +35,28 @@ class Backend(ABC):
     @abstractmethod
     def describe(self) -> str:
         """Where the records live, for messages (no secrets)."""
+
+
+class OverlayBackend(Backend):
+    """Reads through to `base` and keeps every write in memory: a dry run changes nothing."""
+
+    def __init__(self, base: Backend) -> None:
+        self.base = base
+        self.written: dict[str, Stored] = {}
+        self.lock = threading.Lock()
+
+    def load(self, key: str) -> Stored | None:
+        with self.lock:
+            written = self.written.get(key)
+        return written or self.base.load(key)
+
+    def save(self, key: str, body: bytes, expected_version: int | None) -> bool:
+        current = self.load(key)
+        with self.lock:
+            if (current.version if current else None) != expected_version:
+                return False
+            self.written[key] = Stored((expected_version or 0) + 1, body)
+            return True
+
+    def describe(self) -> str:
+        return f"{self.base.describe()} (dry run: nothing is written)"

@@ -3,72 +3,24 @@
 - `streams`: per GetEvents stream (the target, or one of its deployment ids), how far it has been
   read: an explicit boundary (`floor`) below which every event was handled or deliberately
   skipped, and the ids handled at or above it (see `StreamState` and ingest.py).
-- `outbox`: one entry per (receiver, alert) not yet delivered. New alerts enter it *before*
-  anything is sent (send-then-commit: a crash repeats at most the message in flight).
+- `outbox`: alerts an older version staged per target, delivered and then gone (notifications
+  now live in records per receiver, see notify.py).
 """
 
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import CheckpointError
-from ..events import Alert, FlinkEvent
+from ..events import FlinkEvent
+from .outbox import Outbox, OutboxEntry
 
 SCHEMA = 2
 # A schema-1 checkpoint kept ids within this window below its watermark (the default overlap).
 _V1_OVERLAP = timedelta(minutes=10)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    initial_backoff: float = 30.0
-    max_backoff: float = 900.0
-    max_attempts: int = 20
-    max_age: float = 86400.0
-
-    def backoff(self, attempts: int) -> float:
-        """Exponential backoff with 'equal jitter': never shorter than half the nominal delay."""
-        nominal = min(self.max_backoff, self.initial_backoff * 2 ** max(attempts - 1, 0))
-        return nominal / 2 + random.uniform(0, nominal / 2)
-
-
-@dataclass
-class OutboxEntry:
-    receiver: str
-    alert: Alert
-    queued_at: datetime
-    next_attempt_at: datetime
-    attempts: int = 0
-    last_error: str = ""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.receiver, self.alert.key
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "receiver": self.receiver,
-            "alert": self.alert.to_dict(),
-            "queued_at": self.queued_at.isoformat(),
-            "next_attempt_at": self.next_attempt_at.isoformat(),
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OutboxEntry:
-        return cls(
-            receiver=data["receiver"],
-            alert=Alert.from_dict(data["alert"]),
-            queued_at=_required(data["queued_at"], "queued_at"),
-            next_attempt_at=_required(data["next_attempt_at"], "next_attempt_at"),
-            attempts=int(data["attempts"]),
-            last_error=str(data.get("last_error", "")),
-        )
 
 
 @dataclass
@@ -118,7 +70,7 @@ class StreamState:
 
 
 @dataclass
-class Checkpoint:
+class Checkpoint(Outbox):
     streams: dict[str, StreamState] = field(default_factory=dict)
     outbox: list[OutboxEntry] = field(default_factory=list)
     # Per-deployment incident state; kept verbatim for the grouping/resolved feature.
@@ -131,73 +83,6 @@ class Checkpoint:
     def stream(self, key: str) -> StreamState:
         """The state of one stream ("" for the whole target, else a deployment id)."""
         return self.streams.setdefault(key, StreamState())
-
-    # --- the outbox -----------------------------------------------------------------------
-
-    def enqueue(self, routed: list[tuple[str, Alert]], now: datetime) -> None:
-        queued = {entry.key for entry in self.outbox}
-        for receiver, alert in routed:
-            if (receiver, alert.key) not in queued:
-                self.outbox.append(OutboxEntry(receiver, alert, now, now))
-                queued.add((receiver, alert.key))
-
-    def due(self, now: datetime) -> dict[str, list[OutboxEntry]]:
-        """Entries whose time has come, per receiver, oldest event first."""
-        by_receiver: dict[str, list[OutboxEntry]] = {}
-        for entry in self.outbox:
-            if entry.next_attempt_at <= now:
-                by_receiver.setdefault(entry.receiver, []).append(entry)
-        for entries in by_receiver.values():
-            entries.sort(key=lambda entry: (entry.alert.event.created_at, entry.alert.key))
-        return by_receiver
-
-    def delivered(self, receiver: str, alert_keys: tuple[str, ...]) -> None:
-        done = {(receiver, key) for key in alert_keys}
-        self.outbox = [entry for entry in self.outbox if entry.key not in done]
-
-    def defer(self, receiver: str, alert_keys: tuple[str, ...], until: datetime) -> None:
-        """Wait without counting an attempt (rate limits)."""
-        for entry in self._entries(receiver, alert_keys):
-            entry.next_attempt_at = max(entry.next_attempt_at, until)
-
-    def failed(
-        self,
-        receiver: str,
-        alert_keys: tuple[str, ...],
-        *,
-        error: str,
-        retryable: bool,
-        retry_after: float | None,
-        now: datetime,
-        policy: RetryPolicy,
-    ) -> list[OutboxEntry]:
-        """Record a failed attempt; returns the entries given up on (permanent, too many, too old)."""
-        dropped: list[OutboxEntry] = []
-        for entry in self._entries(receiver, alert_keys):
-            entry.attempts += 1
-            entry.last_error = error
-            expired = (now - entry.queued_at).total_seconds() >= policy.max_age
-            if not retryable or entry.attempts >= policy.max_attempts or expired:
-                dropped.append(entry)
-                continue
-            wait = max(policy.backoff(entry.attempts), retry_after or 0.0)
-            entry.next_attempt_at = now + timedelta(seconds=wait)
-        self._remove(dropped)
-        return dropped
-
-    def expire(self, now: datetime, policy: RetryPolicy) -> list[OutboxEntry]:
-        """Give up on entries older than max_age even if they never came due again."""
-        old = [e for e in self.outbox if (now - e.queued_at).total_seconds() >= policy.max_age]
-        self._remove(old)
-        return old
-
-    def _entries(self, receiver: str, alert_keys: tuple[str, ...]) -> list[OutboxEntry]:
-        wanted = {(receiver, key) for key in alert_keys}
-        return [entry for entry in self.outbox if entry.key in wanted]
-
-    def _remove(self, entries: list[OutboxEntry]) -> None:
-        gone = {id(entry) for entry in entries}
-        self.outbox = [entry for entry in self.outbox if id(entry) not in gone]
 
     # --- serialisation --------------------------------------------------------------------
 

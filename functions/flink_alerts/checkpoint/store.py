@@ -136,9 +136,7 @@ class CheckpointStore:
         lease.saved = saved
 
     def _stale(self, lease: dict[str, str], now: datetime) -> bool:
-        if datetime.fromisoformat(lease["expires_at"]) <= now:
-            return True
-        return self.local and _dead_local_process(lease["owner"])
+        return lease_is_stale(lease, now, local=self.local)
 
     def release(self, lease: Lease) -> None:
         """Give the lease back without committing unsaved progress (best effort, after a failure)."""
@@ -184,6 +182,13 @@ class CheckpointStore:
                 "`flink-alerts checkpoint reset` to start over"
             )
         return Checkpoint.from_dict(record["checkpoint"], where=where), lease
+
+
+def lease_is_stale(lease: dict[str, str], now: datetime, *, local: bool) -> bool:
+    """Expired, or (for records on this machine) held by a local process that died."""
+    if datetime.fromisoformat(lease["expires_at"]) <= now:
+        return True
+    return local and _dead_local_process(lease["owner"])
 
 
 def _dead_local_process(owner: str) -> bool:
@@ -246,3 +251,107 @@ class NamedRecord:
         except (ValueError, UnicodeDecodeError):
             return None
         return record if isinstance(record, dict) else None
+
+
+# --- any other record: notification state per receiver, incidents ---------------------------
+
+MAX_CAS_ATTEMPTS = 20
+
+
+@dataclass
+class RecordLease:
+    key: str
+    owner: str
+    expires_at: datetime
+    version: int
+    data: dict[str, Any] | None
+
+
+class RecordStore:
+    """JSON records `{"lease", "record"}` on the same Backend, changed only by compare-and-swap.
+
+    `update` applies a pure change and retries it on a fresh copy when another run wrote in
+    between (for additions that many runs make, like staging). A lease gives one run the right
+    to take things out (delivery); others may still add while it is held, and the holder's
+    `save` merges their additions in.
+    """
+
+    def __init__(self, backend: Backend, owner: str | None = None, *, local: bool = False) -> None:
+        self.backend = backend
+        self.owner = owner or new_owner()
+        self.local = local
+
+    def read(self, key: str) -> tuple[dict[str, Any] | None, int | None]:
+        """The record and its version (None, None when never saved)."""
+        data, _, version = self._load(key)
+        return data, version
+
+    def put(self, key: str, data: dict[str, Any], version: int | None) -> bool:
+        """Save a record nobody leases if it is still at `version`; False when it changed."""
+        return self.backend.save(key, _record(data, None), version)
+
+    def update(self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> None:
+        """Apply `change` to the current record; retried on a fresh copy after a lost race."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            data, lease, version = self._load(key)
+            if self.backend.save(key, _record(change(data), lease), version):
+                return
+        raise CheckpointError(f"{self.backend.describe()} key {key}: too many concurrent writers")
+
+    def acquire(self, key: str, ttl_s: float, now: datetime) -> RecordLease:
+        data, lease, version = self._load(key)
+        if (
+            lease
+            and lease["owner"] != self.owner
+            and not lease_is_stale(lease, now, local=self.local)
+        ):
+            raise LeaseHeldError(
+                f"{key}: another run ({lease['owner']}) is delivering until {lease['expires_at']}"
+            )
+        expires_at = now + timedelta(seconds=ttl_s)
+        held = {"owner": self.owner, "expires_at": expires_at.isoformat()}
+        if not self.backend.save(key, _record(data or {}, held), version):
+            raise LeaseHeldError(f"{key}: another run took the lease just now")
+        return RecordLease(key, self.owner, expires_at, (version or 0) + 1, data)
+
+    def save(
+        self,
+        lease: RecordLease,
+        data: dict[str, Any],
+        merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+        *,
+        release: bool = False,
+    ) -> dict[str, Any]:
+        """Save under the lease; what others added meanwhile is merged in (`merge(fresh, ours)`)."""
+        held = (
+            None if release else {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()}
+        )
+        for _ in range(MAX_CAS_ATTEMPTS):
+            if self.backend.save(lease.key, _record(data, held), lease.version):
+                lease.version += 1
+                return data
+            fresh, current, lease.version = self._load(lease.key)
+            if not current or current["owner"] != lease.owner:
+                raise LeaseLostError(f"{lease.key}: the lease was taken over by another run")
+            data = merge(fresh or {}, data)
+        raise CheckpointError(
+            f"{self.backend.describe()} key {lease.key}: too many concurrent writers"
+        )
+
+    def _load(self, key: str) -> tuple[dict[str, Any] | None, dict | None, int | None]:
+        stored = self.backend.load(key)
+        if stored is None:
+            return None, None, None
+        try:
+            record = json.loads(stored.body)
+            return record["record"], record.get("lease"), stored.version
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+            raise CheckpointError(
+                f"{self.backend.describe()} key {key}: not a flink-alerts record; delete it to start over"
+            ) from None
+
+
+def _record(data: dict[str, Any], lease: dict[str, str] | None) -> bytes:
+    return json.dumps(
+        {"lease": lease, "record": data}, ensure_ascii=False, separators=(",", ":")
+    ).encode()

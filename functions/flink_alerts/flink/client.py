@@ -24,6 +24,7 @@ from ..credentials import Credentials
 from ..errors import ApiError, MalformedResponseError
 from ..events import EventsPage, FlinkEvent, Target, parse_event
 from . import signer
+from .jobs import JobStatus, parse_job
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +262,14 @@ class FlinkClient:
             if secret:
                 text = text.replace(secret, "***")
         return _SIGNATURE.sub("Signature=***", text)
+
+    # -- ListJobs (status and failure cause of one deployment) -------------------------------
+
+    def list_jobs(self, target: Target, deployment_id: str) -> list[JobStatus]:
+        """The deployment's jobs (one page: the newest are what matters)."""
+        query = {"deploymentId": deployment_id, "pageIndex": 1, "pageSize": MAX_PAGE_SIZE}
+        body, _ = self._call("ListJobs", target, "jobs", query)
+        return [parse_job(item) for item in _data_list(body, "ListJobs")]
 
 
 def new_session() -> requests.Session:
