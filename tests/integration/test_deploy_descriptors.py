@@ -111,7 +111,7 @@ def test_template_is_valid_native_ros(template, ros_spec):
 
 def test_template_grants_least_privilege_by_configuration(template):
     assert granted_actions(template) == {
-        "": {"stream:GetEvents", "stream:ListDeployments"},
+        "": {"stream:GetEvents", "stream:ListDeployments", "stream:ListJobs"},
         "UseOss": {
             "oss:GetObject",
             "oss:PutObject",
