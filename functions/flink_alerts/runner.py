@@ -27,6 +27,7 @@ from .alerting.incidents import Reason
 from .alerting.planner import Plan
 from .alerting.rules import Verdict, classify
 from .channels.base import Channel
+from .checkpoint.model import Checkpoint
 from .checkpoint.outbox import RetryPolicy
 from .checkpoint.store import CheckpointStore, Lease, RecordStore
 from .delivery import Deliverer, RateLimiter
@@ -180,7 +181,7 @@ class Run:
         elif ingested.changed:
             self.store.commit(snapshot)  # after staging: nothing new is lost by a crash
 
-    def _take_in(self, target: Target, checkpoint: Any, report: Report) -> Ingested:
+    def _take_in(self, target: Target, checkpoint: Checkpoint, report: Report) -> Ingested:
         """Ingestion: the target's new events, oldest first, and the boundary moved on."""
 
         def pages(stream: str) -> Callable[[int], EventsPage]:
