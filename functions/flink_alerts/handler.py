@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
 from .logs import setup_logging
 from .runner import make_run, select_targets
 from .settings import load_settings
@@ -19,14 +18,22 @@ DEADLINE_MARGIN_S = 10.0
 
 
 def parse_timer_event(event: Any) -> list[str] | None:
-    """The target names a timer payload asks for, or None for all targets."""
+    """The target names a timer payload asks for, or None for all targets.
+
+    A payload we cannot read is a warning, not a failure: the run covers every target instead.
+    """
+    try:
+        return _requested_targets(event)
+    except ValueError as exc:
+        log.warning("timer payload ignored, running all targets: %s", exc)
+        return None
+
+
+def _requested_targets(event: Any) -> list[str] | None:
     if isinstance(event, (bytes, bytearray)):
         event = event.decode("utf-8") if event else "{}"
     if isinstance(event, str):
-        try:
-            event = json.loads(event) if event.strip() else {}
-        except ValueError:
-            raise ConfigError("event", "the invocation event is not JSON") from None
+        event = json.loads(event) if event.strip() else {}
     payload = event.get("payload") if isinstance(event, dict) else None
     if not payload:
         return None
@@ -34,12 +41,12 @@ def parse_timer_event(event: Any) -> list[str] | None:
         try:
             payload = json.loads(payload)
         except ValueError:
-            raise ConfigError("payload", 'must be JSON like {"targets": ["WS/NS"]}') from None
+            raise ValueError('payload must be JSON like {"targets": ["WS/NS"]}') from None
     targets = payload.get("targets") if isinstance(payload, dict) else None
     if targets is None:
         return None
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
-        raise ConfigError("payload.targets", "must be a list of WORKSPACE/NAMESPACE strings")
+        raise ValueError("payload.targets must be a list of WORKSPACE/NAMESPACE strings")
     return targets
 
 

@@ -25,6 +25,7 @@ from .delivery import Deliverer, DeliveryStats, RateLimiter, due_batches
 from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError
 from .events import Alert, FlinkEvent, Target
 from .flink.client import FetchResult
+from .scrub import scrub
 from .settings import Settings, parse_duration, parse_rate
 from .sources import EventSource
 
@@ -141,7 +142,7 @@ class Run:
             summary.counts.add(result)
             summary.skipped += result.skipped
             if result.error:
-                summary.errors.append(f"{result.target}: {result.error}")
+                summary.errors.append(scrub(f"{result.target}: {result.error}"))
         summary.duration_ms = int((time.monotonic() - started) * 1000)
         return summary
 

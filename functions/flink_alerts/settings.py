@@ -5,14 +5,19 @@ Every mistake becomes a ConfigError naming the key path (`receivers[1].webhook: 
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -20,26 +25,110 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from .errors import ConfigError
+from .scrub import SCRUBBER
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+DAY = 86400.0
+MAX_LOOKBACK_S = 365 * DAY
+# A config of a few dozen receivers has a few thousand nodes; an alias bomb has billions.
+MAX_YAML_NODES = 100_000
+# Longer digit strings are out of every range (and beyond Python's int parsing limit).
+MAX_DIGITS = 30
 
 
 def parse_duration(value: Any) -> float:
-    """`30s`, `15m`, `24h`, `2d`, `500ms` or a number of seconds -> seconds."""
+    """`30s`, `15m`, `24h`, `2d`, `500ms` or a number of seconds -> seconds.
+
+    The message never repeats the value: a secret pasted into the wrong key must not be printed.
+    """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(str(value))
+        return _as_float(value)
+    match = _DURATION.match(str(value)) if isinstance(value, str) else None
     if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 2h, 1d)")
+        raise ValueError("not a duration (use e.g. 30s, 15m, 2h, 1d)")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-Duration = Annotated[float, Field(ge=0)]
+def format_duration(seconds: float) -> str:
+    for unit in ("d", "h", "m", "s"):
+        if seconds >= _UNIT_SECONDS[unit] and seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds / _UNIT_SECONDS[unit]:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _as_int(value: Any) -> float:
+    """A whole number; too many digits -> infinity (out of every range)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        text = value.strip()
+        return int(text) if len(text) <= MAX_DIGITS else math.copysign(math.inf, -(text[0] == "-"))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError("must be a whole number")
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("must be a number")
+    try:
+        return float(value)
+    except OverflowError:  # an int with thousands of digits
+        return math.copysign(math.inf, value)
+    except ValueError:
+        raise ValueError("must be a number") from None
+
+
+def _in_range(parse: Any, show: Any, low: float, high: float, value: Any) -> float:
+    allowed = f"from {show(low)} to {show(high)}"
+    try:
+        number = parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, {allowed}") from None
+    if not low <= number <= high:  # also false for NaN
+        raise ValueError(f"must be {allowed}")
+    return number
+
+
+def Count(low: int, high: int) -> Any:
+    return Annotated[int, BeforeValidator(partial(_in_range, _as_int, str, low, high))]
+
+
+def Number(low: float, high: float) -> Any:
+    return Annotated[
+        float, BeforeValidator(partial(_in_range, _as_float, "{:g}".format, low, high))
+    ]
+
+
+def Seconds(low: float, high: float) -> Any:
+    return Annotated[
+        float, BeforeValidator(partial(_in_range, parse_duration, format_duration, low, high))
+    ]
+
+
+def _check_url(value: SecretStr) -> SecretStr:
+    """A receiver URL must be usable at send time; the message never shows it (it holds a token)."""
+    try:
+        parts = urlsplit(value.get_secret_value().strip())
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+WebhookUrl = Annotated[SecretStr, AfterValidator(_check_url)]
 
 
 class _Strict(BaseModel):
@@ -53,15 +142,11 @@ class TargetConfig(_Strict):
 
 
 class DeliveryConfig(_Strict):
-    initial_backoff: Duration = 30.0
-    max_backoff: Duration = 900.0
-    max_attempts: int = Field(20, ge=1)
-    max_age: Duration = 86400.0
-    timeout_s: float = Field(10.0, gt=0)
-
-    _durations = field_validator("initial_backoff", "max_backoff", "max_age", mode="before")(
-        lambda value: parse_duration(value)
-    )
+    initial_backoff: Seconds(0, DAY) = 30.0
+    max_backoff: Seconds(0, 7 * DAY) = 900.0
+    max_attempts: Count(1, 1000) = 20
+    max_age: Seconds(0, 30 * DAY) = 86400.0
+    timeout_s: Number(0.001, 600) = 10.0
 
 
 class RouteConfig(_Strict):
@@ -84,7 +169,7 @@ class _Receiver(_Strict):
 
 class DingTalkReceiver(_Receiver):
     type: Literal["dingtalk"]
-    webhook: SecretStr
+    webhook: WebhookUrl
     secret: SecretStr | None = None
     at_mobiles: list[str] = []
     at_user_ids: list[str] = []
@@ -94,13 +179,13 @@ class DingTalkReceiver(_Receiver):
 
 class SlackReceiver(_Receiver):
     type: Literal["slack"]
-    webhook: SecretStr
+    webhook: WebhookUrl
 
 
 class EmailReceiver(_Receiver):
     type: Literal["email"]
     host: str = "smtpdm.aliyun.com"
-    port: int = Field(465, ge=1, le=65535)
+    port: Count(1, 65535) = 465
     security: Literal["ssl", "starttls", "none"] = "ssl"
     username: str | None = None
     password: SecretStr | None = None
@@ -111,18 +196,18 @@ class EmailReceiver(_Receiver):
 
 class FeishuReceiver(_Receiver):
     type: Literal["feishu", "lark"]
-    webhook: SecretStr
+    webhook: WebhookUrl
     secret: SecretStr | None = None
 
 
 class WeComReceiver(_Receiver):
     type: Literal["wecom"]
-    webhook: SecretStr
+    webhook: WebhookUrl
 
 
 class WebhookReceiver(_Receiver):
     type: Literal["webhook"]
-    url: SecretStr
+    url: WebhookUrl
     headers: dict[str, SecretStr] = {}
 
 
@@ -148,12 +233,12 @@ def parse_rate(text: str) -> tuple[int, float]:
     names = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
     try:
         seconds = names[period.strip()] if period.strip() in names else parse_duration(period)
-        value = int(count)
+        value = _as_int(count)
     except ValueError as exc:
-        raise ValueError(f"not a rate: {text!r} (use e.g. 20/min, 1/s)") from exc
-    if value < 1 or seconds <= 0:
-        raise ValueError(f"not a rate: {text!r} (use e.g. 20/min, 1/s)")
-    return value, seconds
+        raise ValueError("not a rate (use e.g. 20/min, 1/s)") from exc
+    if not (1 <= value <= 1_000_000 and 0 < seconds <= DAY):
+        raise ValueError("not a rate: use 1 to 1000000 messages per 1ms to 1d (e.g. 20/min)")
+    return int(value), seconds
 
 
 class Settings(BaseSettings):
@@ -166,14 +251,14 @@ class Settings(BaseSettings):
     targets: list[TargetConfig] = []
     checkpoint: str = "file://./.flink-alerts"
     start_from: str = "latest"
-    page_size: int = Field(100, ge=1, le=100)
-    max_pages: int = Field(20, ge=1)
-    timeout_s: float = Field(10.0, gt=0)
-    concurrency: int = Field(4, ge=1, le=64)
+    page_size: Count(1, 100) = 100
+    max_pages: Count(1, 10_000) = 20
+    timeout_s: Number(0.001, 600) = 10.0
+    concurrency: Count(1, 64) = 4
     # Upper bound of one run outside FC (in FC the function's remaining time is used).
-    deadline_s: float = Field(240.0, gt=0)
+    deadline_s: Number(1, DAY) = 240.0
     # Events this much older than the watermark are still compared by id (late or equal timestamps).
-    overlap_window: Duration = 600.0
+    overlap_window: Seconds(0, 7 * DAY) = 600.0
     timezone: str = "Asia/Shanghai"
     templates_dir: str | None = None
     console_url: str = (
@@ -183,11 +268,6 @@ class Settings(BaseSettings):
     receivers: list[ReceiverConfig] = []
     routes: list[RouteConfig] = []
     delivery: DeliveryConfig = DeliveryConfig()
-
-    @field_validator("overlap_window", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return parse_duration(value)
 
     @field_validator("endpoint")
     @classmethod
@@ -210,7 +290,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_start(cls, value: str) -> str:
         if value not in ("latest", "earliest"):
-            parse_duration(value)
+            _in_range(parse_duration, format_duration, 0, MAX_LOOKBACK_S, value)
         return value
 
     @field_validator("checkpoint")
@@ -224,6 +304,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_names(self) -> Settings:
+        first: dict[str, int] = {}
+        for index, target in enumerate(self.targets):
+            name = f"{target.workspace}/{target.namespace}"
+            if name in first:
+                raise ValueError(
+                    f"targets[{index}]: {name} is also targets[{first[name]}] (one entry per "
+                    "workspace/namespace; list several deployment_ids in one entry)"
+                )
+            first[name] = index
         names = [receiver.name for receiver in self.receivers]
         for index, name in enumerate(names):
             if name in names[:index]:
@@ -303,25 +392,87 @@ _RECEIVER_TYPES = {"dingtalk", "slack", "email", "feishu", "lark", "wecom", "web
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read, expand and validate the configuration; raises ConfigError with the key path."""
     path = path or os.environ.get("FLINK_ALERTS_CONFIG")
-    raw: Any = {}
-    if path:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(str(path), f"invalid YAML{where}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(str(path), "the top level must be a mapping of keys")
+    raw = read_yaml(Path(path)) if path else {}
     raw = expand_env(raw, dict(os.environ))
     try:
-        return Settings(**raw)
+        settings = Settings(**raw)
     except ValidationError as exc:
         raise _config_error(exc) from None
+    except SettingsError as exc:  # a FLINK_ALERTS_<KEY> variable that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        variable = f"FLINK_ALERTS_{field.group(1).upper()}" if field else "FLINK_ALERTS_*"
+        raise ConfigError(variable, "not valid JSON") from None
+    SCRUBBER.configure(settings)
+    return settings
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The file's top-level mapping; an empty, non-UTF-8 or bomb-like file is a ConfigError."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _check_size(node, str(path))
+        raw = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(str(path), f"invalid YAML{where}") from None
+    except RecursionError:
+        raise ConfigError(str(path), "nested too deeply") from None
+    finally:
+        loader.dispose()
+    if raw is None:
+        raise ConfigError(str(path), "the file is empty (it needs at least `targets:`)")
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "the top level must be a mapping of keys")
+    return raw
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps an integer too long for Python's int parser as its text."""
+
+    def construct_yaml_int(self, node: yaml.Node) -> Any:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            return node.value  # validation names the key and its allowed range
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+
+
+def _check_size(root: yaml.Node, where: str) -> None:
+    """Reject a document whose aliases expand to more than MAX_YAML_NODES nodes, before
+    anything is built from it (an alias bomb of 400 bytes expands to billions)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            if sizes[id(node)] < 0:
+                raise ConfigError(where, "an alias refers to itself")
+            return sizes[id(node)]
+        sizes[id(node)] = -1
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [item for pair in node.value for item in pair]
+        total = 1 + sum(size(child) for child in children)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(
+                where, f"too large once its aliases are expanded (> {MAX_YAML_NODES} values)"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root)
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

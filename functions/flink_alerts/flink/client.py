@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from requests.adapters import HTTPAdapter
 from ..credentials import Credentials
 from ..errors import ApiError, EventParseError, MalformedResponseError
 from ..events import FlinkEvent, Target
+from ..scrub import scrub
 from . import signer
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,6 @@ MAX_PAGE_SIZE = 100
 USER_AGENT = "flink-alerts/0.1"
 _BACKOFF_CAP_S = 20.0
 _MAX_DEPLOYMENT_PAGES = 100
-_SIGNATURE = re.compile(r"Signature=[0-9A-Fa-f]+")
 _RETRYABLE_EXCEPTIONS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -440,21 +439,13 @@ class FlinkClient:
             message = f"HTTP {status}" + ("" if fields else " with a non-JSON body")
         retryable = code.startswith("Throttling") or status == 429 or status >= 500
         return ApiError(
-            f"{action} failed: {self._redact(message)}",
+            f"{action} failed: {' '.join(scrub(message).split())[:300]}",
             code=code,
             request_id=_first(fields, "RequestId", "requestId"),
             http_status=status,
             retryable=retryable,
             hint=_hint(action, code, status),
         )
-
-    def _redact(self, text: str) -> str:
-        """One short line without secrets, even if the server echoed them."""
-        text = " ".join(text.split())[:300]
-        for secret in (self._credentials.access_key_secret, self._credentials.security_token):
-            if secret:
-                text = text.replace(secret, "***")
-        return _SIGNATURE.sub("Signature=***", text)
 
 
 def _new_session() -> requests.Session:
