@@ -44,6 +44,7 @@ class ApiError(FlinkAlertsError):
         http_status: int | None = None,
         retryable: bool = False,
         hint: str = "",
+        retry_after: float | None = None,
     ) -> None:
         code, request_id = scrub(code), scrub(request_id)
         details = [
@@ -59,6 +60,7 @@ class ApiError(FlinkAlertsError):
         self.http_status = http_status
         self.retryable = retryable
         self.hint = hint
+        self.retry_after = retry_after  # seconds the server asked us to wait
 
 
 class MalformedResponseError(ApiError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -56,9 +58,23 @@ def _normalise_iso(value: str) -> str:
     return f"{date}T{hours_minutes}{zone or ''}"
 
 
+UNREADABLE = "UNREADABLE_EVENT"
+_RAW_CLIP = 1000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """Text that can always be encoded: lone surrogates (a truncated emoji) become U+FFFD."""
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def _text(raw: dict[str, Any], key: str) -> str:
     value = raw.get(key)
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    return valid_text(value if type(value) is str else str(value))
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,8 @@ class FlinkEvent:
     deployment_id: str = ""
     job_id: str = ""
     message: str = ""
+    # Set at the edge when the event is odd (unreadable, dated in the future); shown in messages.
+    note: str = ""
 
     @classmethod
     def from_api(cls, raw: Any, *, workspace: str = "", namespace: str = "") -> FlinkEvent:
@@ -91,9 +109,31 @@ class FlinkEvent:
             message=_text(raw, "message"),
         )
 
+    @classmethod
+    def unreadable(
+        cls, raw: Any, reason: str, *, read_at: datetime, workspace: str, namespace: str
+    ) -> FlinkEvent:
+        """A stand-in for an event that cannot be parsed: alerted once with what is known."""
+        fields = raw if isinstance(raw, dict) else {}
+        text = valid_text(json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str))
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return cls(
+            event_id=_text(fields, "eventId") or f"unreadable:{digest}",
+            event_name=UNREADABLE,
+            created_at=read_at,
+            workspace=_text(fields, "workspace") or workspace,
+            namespace=_text(fields, "namespace") or namespace,
+            deployment_id=_text(fields, "deploymentId"),
+            job_id=_text(fields, "jobId"),
+            message=f"{_text(fields, 'eventName') or 'event'} could not be read: {text[:_RAW_CLIP]}",
+            note=valid_text(reason),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        if not self.note:
+            del data["note"]
         return data
 
     @classmethod
@@ -112,6 +152,37 @@ class FlinkEvent:
             "namespace": self.namespace,
             "workspace": self.workspace,
         }
+
+
+def parse_event(raw: Any, target: Target, read_at: datetime) -> FlinkEvent:
+    """Parse one element of GetEvents' `data`; what cannot be parsed becomes an
+    UNREADABLE_EVENT stand-in, so one bad event never blocks the events around it."""
+    try:
+        return FlinkEvent.from_api(raw, workspace=target.workspace, namespace=target.namespace)
+    except EventParseError as exc:
+        return FlinkEvent.unreadable(
+            raw, str(exc), read_at=read_at, workspace=target.workspace, namespace=target.namespace
+        )
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    """One GetEvents page. `total` is None when totalSize is missing or contradicts the data
+    (then only a page that is not full marks the end). `server_time`: the response's Date."""
+
+    events: list[FlinkEvent]
+    index: int
+    total: int | None
+    server_time: datetime | None = None
+    size: int = 0  # how many items `data` held (unreadable ones included)
+
+    def last_page(self, page_size: int) -> int:
+        if self.total is None:
+            return self.index + (1 if self.size >= page_size else 0)
+        return max(1, -(-self.total // page_size))
+
+    def is_last(self, page_size: int) -> bool:
+        return self.size < page_size or self.index >= self.last_page(page_size)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import parse_location
+from .function_compute import in_function_compute
 from .logs import setup_logging
 from .runner import make_run, select_targets
 from .settings import load_settings
@@ -54,6 +56,8 @@ def handle(event: Any, context: Any, started: float, default_config: Path) -> di
     """`default_config` (config.yaml beside index.py) is used unless FLINK_ALERTS_CONFIG is set."""
     setup_logging(os.environ.get("FLINK_ALERTS_LOG_LEVEL", "INFO"))
     settings = load_settings(os.environ.get("FLINK_ALERTS_CONFIG") or default_config)
+    if in_function_compute(context):  # a file:// checkpoint must then be on a NAS mount
+        parse_location(settings.checkpoint, region=settings.region, in_fc=True)
     deadline = started + settings.deadline_s
     remaining = getattr(context, "get_remaining_time_in_ms", None)
     if callable(remaining):

@@ -295,8 +295,12 @@ class Renderer:
     # -- data --
 
     def localtime(self, value: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-        """A time in the configured zone, with its UTC offset (`2024-05-01 03:12:45 UTC+8`)."""
-        local = value.astimezone(self.tz)
+        """A time in the configured zone, with its UTC offset (`2024-05-01 03:12:45 UTC+8`);
+        a time the zone cannot show (year 9999 plus 8 hours) is shown as it came."""
+        try:
+            local = value.astimezone(self.tz)
+        except (OverflowError, ValueError):
+            return value.isoformat()
         return f"{local.strftime(fmt)} {_offset_label(local.utcoffset())}"
 
     def context_for(self, batch: Batch, *, max_message_chars: int = 10_000) -> dict[str, Any]:
@@ -347,7 +351,9 @@ class Renderer:
             "job_id": event.job_id,
             "message": message,
             "summary": summary,
-            "headline": summary[0] if summary else "",
+            "headline": (f"[{event.note}] " if event.note else "")
+            + (summary[0] if summary else ""),
+            "note": event.note,
             "console_url": alert.console_url,
             "severity": alert.severity,
             "rule": alert.rule,

@@ -32,6 +32,16 @@ def severity(event: FlinkEvent) -> str:
     return "critical" if CRITICAL.search(text) else "warning"
 
 
+# Events the bridge itself makes: a backlog cut by max_pages, an event that could not be read.
+SYNTHETIC = {"EVENTS_NOT_SHOWN": "backlog", "UNREADABLE_EVENT": "unreadable"}
+
+
 def classify(events: list[FlinkEvent]) -> list[Alert]:
     """The default rule: failure-looking events become alerts, in the order given."""
-    return [Alert(event, severity=severity(event)) for event in events if is_failure(event)]
+    alerts = []
+    for event in events:
+        if event.event_name in SYNTHETIC:
+            alerts.append(Alert(event, severity="warning", rule=SYNTHETIC[event.event_name]))
+        elif is_failure(event):
+            alerts.append(Alert(event, severity=severity(event)))
+    return alerts

@@ -1,10 +1,13 @@
 """One run over all targets: the whole pipeline, in the order data flows.
 
-    lease -> fetch new events -> classify -> enrich -> route -> stage in the outbox (save)
+    read the checkpoint -> ingest new events -> classify -> enrich -> route
+          -> nothing new and nothing due: stop here, having written nothing
+          -> stage in the outbox (the save that takes the lease, compare-and-swap on what was read)
           -> deliver what is due, saving after each message -> commit and release
 
 Delivery is at-least-once: alerts are staged in the checkpoint's outbox before anything is
 sent, and each delivered message is removed with a save, so a crash repeats at most one message.
+Two overlapping runs read the same version; only one can stage (the other is `skipped`).
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ from .checkpoint.model import Checkpoint, RetryPolicy
 from .checkpoint.store import CheckpointStore
 from .delivery import Deliverer, DeliveryStats, RateLimiter, due_batches
 from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError
-from .events import Alert, FlinkEvent, Target
-from .flink.client import FetchResult
+from .events import Alert, EventsPage, Target
+from .ingest import Ingested, Limits, Start, ingest_target
 from .scrub import scrub
 from .settings import Settings, parse_duration, parse_rate
 from .sources import EventSource
 
 log = logging.getLogger("flink_alerts.run")
 LEASE_MARGIN_S = 30.0
+# Pages of one backlog read at once (beside the targets already read in parallel).
+MAX_PARALLEL_PAGES = 8
 
 
 @dataclass
@@ -124,7 +129,13 @@ class Run:
         self.dry_run = dry_run
         self.out = out
         self.clock = clock
-        self.overlap = timedelta(seconds=settings.overlap_window)
+        self.start = Start.parse(settings.start_from, parse_duration)
+        self.limits = Limits(
+            timedelta(seconds=settings.overlap_window),
+            settings.page_size,
+            settings.max_pages,
+            parallel=min(settings.concurrency, MAX_PARALLEL_PAGES),
+        )
         self.policy = RetryPolicy(**settings.delivery.model_dump(exclude={"timeout_s"}))
         self.deliverer = Deliverer(
             channels, self.policy, RateLimiter(rate_limits(settings, channels))
@@ -166,16 +177,20 @@ class Run:
 
     def _run_target(self, target: Target, result: TargetResult) -> None:
         now = self.clock()
+        snapshot = self.store.snapshot(target, now)
+        checkpoint = snapshot.checkpoint
+        changed = self._take_in(target, checkpoint, now, result)
         if self.dry_run:
-            checkpoint = self.store.read(target)[0] or Checkpoint()
-            self._take_in(target, checkpoint, now, result)
             self._preview(target, checkpoint, now, result)
             return
+        if not checkpoint.due(now):
+            result.pending = len(checkpoint.outbox)
+            if changed:  # new events but nothing to send now: one write, no lease needed
+                self.store.commit(snapshot)
+            return
         ttl = max(self.deadline - time.monotonic(), 0) + LEASE_MARGIN_S
-        lease = self.store.acquire(target, ttl, now)
+        lease = self.store.acquire_from(snapshot, ttl, now)  # staged: nothing can be lost now
         try:
-            self._take_in(target, lease.checkpoint, now, result)
-            self.store.save(lease)  # staged: from here on nothing can be lost
             stats = self.deliverer.deliver_due(
                 target, lease.checkpoint, now, persist=lambda: self.store.save(lease)
             )
@@ -187,39 +202,28 @@ class Run:
 
     def _take_in(
         self, target: Target, checkpoint: Checkpoint, now: datetime, result: TargetResult
-    ) -> None:
-        """Fetch, classify, enrich and route new events into the checkpoint's outbox (in memory)."""
-        first_run = not checkpoint.started
-        fetch = self._fetch(target, checkpoint, now)
-        new = [event for event in fetch.events if checkpoint.is_new(event, self.overlap)]
-        quiet_start = first_run and self.settings.start_from == "latest"
-        alerts = [] if quiet_start else rules.classify(new)
-        if not fetch.complete and fetch.unseen_estimate > 0:
-            alerts.insert(0, backlog_alert(target, fetch, self.settings.max_pages))
+    ) -> bool:
+        """Ingest, classify, enrich and route new events into the outbox (in memory).
+        Returns whether the checkpoint changed."""
+        ingested = self._ingest(target, checkpoint)
+        alerts = [] if ingested.quiet_start else rules.classify(ingested.events)
         alerts = self._enrich(target, alerts)
-        checkpoint.advance(new, self.overlap)
-        if checkpoint.watermark is None:
-            checkpoint.watermark = now  # an empty stream: start here, not again from scratch
-        checkpoint.api_order = fetch.order or checkpoint.api_order
         routed = route(alerts, self.settings)
         if alerts and not routed:
             log.warning("%s: %d alerts and no receiver configured", target.name, len(alerts))
         checkpoint.enqueue(routed, now)
-        result.fetched, result.new_events, result.alerts = len(fetch.events), len(new), len(alerts)
-        result.requests = fetch.requests
+        result.fetched, result.alerts = ingested.fetched, len(alerts)
+        result.new_events = 0 if ingested.quiet_start else len(ingested.events)
+        result.requests = ingested.requests
+        return ingested.changed or bool(routed)
 
-    def _fetch(self, target: Target, checkpoint: Checkpoint, now: datetime) -> FetchResult:
-        paging = {"page_size": self.settings.page_size, "order_hint": checkpoint.api_order}
-        if checkpoint.started:
-            floor = checkpoint.floor(self.overlap)
-        elif self.settings.start_from == "latest":
-            return self.source.fetch_latest(target, **paging)
-        elif self.settings.start_from == "earliest":
-            floor = None
-        else:
-            floor = now - timedelta(seconds=parse_duration(self.settings.start_from))
-        return self.source.fetch_new(
-            target, floor=floor, max_pages=self.settings.max_pages, **paging
+    def _ingest(self, target: Target, checkpoint: Checkpoint) -> Ingested:
+        def pages(stream: str) -> Callable[[int], EventsPage]:
+            size = self.settings.page_size
+            return lambda index: self.source.get_events_page(target, index, size, stream or None)
+
+        return ingest_target(
+            pages, target, checkpoint.stream, start=self.start, limits=self.limits, clock=self.clock
         )
 
     def _enrich(self, target: Target, alerts: list[Alert]) -> list[Alert]:
@@ -259,25 +263,6 @@ class Run:
     def _count(result: TargetResult, stats: DeliveryStats, checkpoint: Checkpoint) -> None:
         result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
         result.pending = len(checkpoint.outbox)
-
-
-def backlog_alert(target: Target, fetch: FetchResult, max_pages: int) -> Alert:
-    """One alert standing for the new events beyond `max_pages`, instead of a flood."""
-    # Just before the oldest event read: the events it stands for are older still.
-    oldest = fetch.events[0].created_at if fetch.events else datetime.now(timezone.utc)
-    oldest -= timedelta(milliseconds=1)
-    event = FlinkEvent(
-        event_id=f"backlog:{target.name}:{oldest.isoformat()}",
-        event_name="EVENTS_NOT_SHOWN",
-        created_at=oldest,
-        workspace=target.workspace,
-        namespace=target.namespace,
-        message=(
-            f"{fetch.unseen_estimate} older events not shown: more new events than max_pages="
-            f"{max_pages} pages; look at the Flink console for the full history"
-        ),
-    )
-    return Alert(event, severity="warning", rule="backlog")
 
 
 def rate_limits(settings: Settings, channels: dict[str, Channel]) -> dict[str, tuple[int, float]]:

@@ -254,7 +254,7 @@ class Settings(BaseSettings):
     page_size: Count(1, 100) = 100
     max_pages: Count(1, 10_000) = 20
     timeout_s: Number(0.001, 600) = 10.0
-    concurrency: Count(1, 64) = 4
+    concurrency: Count(1, 64) = 16
     # Upper bound of one run outside FC (in FC the function's remaining time is used).
     deadline_s: Number(1, DAY) = 240.0
     # Events this much older than the watermark are still compared by id (late or equal timestamps).

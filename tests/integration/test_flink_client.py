@@ -8,16 +8,19 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
+from flink_alerts.checkpoint.model import StreamState
 from flink_alerts.credentials import Credentials
-from flink_alerts.errors import ApiError, EventParseError, MalformedResponseError
-from flink_alerts.events import FlinkEvent, Target
+from flink_alerts.errors import ApiError, MalformedResponseError
+from flink_alerts.events import UNREADABLE, FlinkEvent, Target
 from flink_alerts.flink import signer
-from flink_alerts.flink.client import FetchResult, FlinkClient
+from flink_alerts.flink.client import FlinkClient
+from flink_alerts.ingest import Limits, Start, read_stream
 from tests.servers.flink_server import FORMATS, FlinkServer
 
 BASE = datetime(2024, 3, 1, 8, 0, tzinfo=timezone.utc)
@@ -45,6 +48,47 @@ def _target(server: FlinkServer, *deployment_ids: str) -> Target:
     return Target(server.workspace, server.namespace, tuple(deployment_ids))
 
 
+@dataclass
+class FetchResult:
+    events: list[FlinkEvent]
+    order: str | None
+    complete: bool
+    unseen_estimate: int
+    total_size: int | None
+    requests: int
+
+
+def fetch_new(
+    client: FlinkClient,
+    target: Target,
+    *,
+    floor: datetime | None,
+    page_size: int = 100,
+    max_pages: int = 20,
+    order_hint: str | None = None,
+) -> FetchResult:
+    """Every event at or above `floor` (all when None), through ingest.py over the real client:
+    a stream whose boundary is `floor` and that has not been swept yet reads down to it."""
+    result = FetchResult([], None, True, 0, 0, 0)
+    for stream in target.deployment_ids or ("",):
+        state = StreamState(floor=floor, order=order_hint)
+        reading = read_stream(
+            lambda index, s=stream: client.get_events_page(target, index, page_size, s or None),
+            state,
+            start=Start("earliest"),
+            limits=Limits(timedelta(minutes=10), page_size, max_pages),
+            clock=lambda: datetime.now(timezone.utc),
+        )
+        result.events += reading.new
+        result.order = result.order or state.order
+        result.complete = result.complete and not reading.skipped
+        result.unseen_estimate += reading.skipped
+        result.total_size = (result.total_size or 0) + (state.total or 0)
+        result.requests += reading.requests
+    result.events.sort(key=lambda e: (e.created_at, e.event_id))
+    return result
+
+
 def _assert_clean(result: FetchResult) -> None:
     ids = _ids(result.events)
     assert len(ids) == len(set(ids)), "duplicates"
@@ -68,7 +112,7 @@ def test_floor_just_below_newest_of_10000(
     newest = _newest(server, 1)[0]
     floor = _at(newest["createdAt"]) - timedelta(milliseconds=500)
 
-    result = flink_client_factory(server).fetch_new(_target(server), floor=floor)
+    result = fetch_new(flink_client_factory(server), _target(server), floor=floor)
 
     assert _ids(result.events) == [newest["eventId"]]
     assert result.events[0].created_at == _at(newest["createdAt"])
@@ -92,7 +136,7 @@ def test_250_new_events(
     expected = _newest(server, 250)
     floor = _at(expected[0]["createdAt"])  # inclusive: the 250th newest itself is new
 
-    result = flink_client_factory(server).fetch_new(_target(server), floor=floor)
+    result = fetch_new(flink_client_factory(server), _target(server), floor=floor)
 
     assert _ids(result.events) == _ids(expected)
     assert result.complete
@@ -107,7 +151,7 @@ def test_small_history_is_one_request(
 ) -> None:
     server = flink_server_factory(order=order)
     server.generate(80, start=BASE)
-    result = flink_client_factory(server).fetch_new(_target(server), floor=None)
+    result = fetch_new(flink_client_factory(server), _target(server), floor=None)
     assert _ids(result.events) == _ids(_newest(server, 80))
     assert server.request_count("GetEvents") == 1
     _assert_clean(result)
@@ -119,7 +163,7 @@ def test_floor_none_reads_everything(
 ) -> None:
     server = flink_server_factory(order=order)
     server.generate(530, start=BASE)
-    result = flink_client_factory(server).fetch_new(_target(server), floor=None)
+    result = fetch_new(flink_client_factory(server), _target(server), floor=None)
     assert _ids(result.events) == _ids(_newest(server, 530))
     assert result.complete
 
@@ -129,7 +173,7 @@ def test_empty_history(
     flink_server_factory: MakeServer, flink_client_factory: MakeClient, order: str
 ) -> None:
     server = flink_server_factory(order=order)
-    result = flink_client_factory(server).fetch_new(_target(server), floor=BASE)
+    result = fetch_new(flink_client_factory(server), _target(server), floor=BASE)
     assert result.events == [] and result.complete and result.total_size == 0
     assert server.request_count("GetEvents") == 1
 
@@ -147,8 +191,8 @@ def test_one_event_pages_use_hint_then_last_page(
     expected = _newest(server, 3)
     floor = _at(expected[0]["createdAt"])
 
-    result = flink_client_factory(server).fetch_new(
-        _target(server), floor=floor, page_size=1, order_hint=hint
+    result = fetch_new(
+        flink_client_factory(server), _target(server), floor=floor, page_size=1, order_hint=hint
     )
 
     if (order, hint) == ("asc", "desc"):
@@ -168,8 +212,8 @@ def test_equal_timestamps_on_first_page(
     server = flink_server_factory(order=order)
     server.generate(300, start=BASE)
     burst = server.generate(150, start=BASE + timedelta(hours=1), step_s=0)
-    result = flink_client_factory(server).fetch_new(
-        _target(server), floor=BASE + timedelta(minutes=59)
+    result = fetch_new(
+        flink_client_factory(server), _target(server), floor=BASE + timedelta(minutes=59)
     )
     assert sorted(_ids(result.events)) == sorted(_ids(burst))
     assert result.order == order
@@ -182,8 +226,11 @@ def test_data_beats_a_wrong_hint(
     server = flink_server_factory(order="asc")
     server.generate(1000, start=BASE)
     expected = _newest(server, 120)
-    result = flink_client_factory(server).fetch_new(
-        _target(server), floor=_at(expected[0]["createdAt"]), order_hint="desc"
+    result = fetch_new(
+        flink_client_factory(server),
+        _target(server),
+        floor=_at(expected[0]["createdAt"]),
+        order_hint="desc",
     )
     assert result.order == "asc"
     assert _ids(result.events) == _ids(expected)
@@ -199,7 +246,7 @@ def test_max_pages_reports_incomplete(
     server = flink_server_factory(order=order)
     server.generate(2000, start=BASE)
     floor = _at(_newest(server, 1000)[0]["createdAt"])
-    result = flink_client_factory(server).fetch_new(_target(server), floor=floor, max_pages=3)
+    result = fetch_new(flink_client_factory(server), _target(server), floor=floor, max_pages=3)
     assert not result.complete
     assert _ids(result.events) == _ids(_newest(server, 300))
     assert result.unseen_estimate >= 700
@@ -207,15 +254,24 @@ def test_max_pages_reports_incomplete(
 
 
 @pytest.mark.parametrize("order", ORDERS)
-def test_fetch_latest_reads_only_the_newest_page(
+def test_a_latest_start_reads_down_the_late_window_and_alerts_nothing(
     flink_server_factory: MakeServer, flink_client_factory: MakeClient, order: str
 ) -> None:
     server = flink_server_factory(order=order)
-    server.generate(1000, start=BASE)
-    result = flink_client_factory(server).fetch_latest(_target(server), page_size=100)
-    assert _ids(result.events) == _ids(_newest(server, 100))
-    assert result.complete and result.unseen_estimate == 0 and result.order == order
-    assert server.request_count("GetEvents") == (1 if order == "desc" else 2)
+    now = datetime.now(timezone.utc)
+    server.generate(700, start=now - timedelta(hours=3), step_s=10)
+    server.generate(300, start=now - timedelta(minutes=9), step_s=1.8)
+    client, state = flink_client_factory(server), StreamState()
+    reading = read_stream(
+        lambda index: client.get_events_page(_target(server), index, 100),
+        state,
+        start=Start("latest"),
+        limits=Limits(timedelta(minutes=10), 100, 20),
+        clock=lambda: now,
+    )
+    assert reading.new == [] and reading.quiet_start and state.order == order
+    assert len(state.seen) == 300  # the late window, remembered so it is never new
+    assert server.request_count("GetEvents") == 4 + (1 if order == "asc" else 0)
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -225,7 +281,7 @@ def test_deployment_ids_are_fetched_one_by_one(
     server = flink_server_factory(order=order)
     server.generate(900, start=BASE, deployment_ids=("dep-a", "dep-b", "dep-c"))
     floor = _at(_newest(server, 300)[0]["createdAt"])
-    result = flink_client_factory(server).fetch_new(_target(server, "dep-a", "dep-b"), floor=floor)
+    result = fetch_new(flink_client_factory(server), _target(server, "dep-a", "dep-b"), floor=floor)
     expected = [e for e in _newest(server, 300) if e["deploymentId"] != "dep-c"]
     assert _ids(result.events) == _ids(expected)
     asked = {r.query.get("deploymentId") for r in server.received}
@@ -279,7 +335,7 @@ def test_history_changing_while_paging(
                 server.expire_oldest(61)
 
     _on_request(server, mutate)
-    result = flink_client_factory(server).fetch_new(_target(server), floor=floor)
+    result = fetch_new(flink_client_factory(server), _target(server), floor=floor)
 
     still_there = set(_ids(expected)) & set(_ids(server.events))
     assert len(still_there) > 300, "the test expires too fast to prove anything"
@@ -306,7 +362,8 @@ def test_random_churn_never_loses_events(
             server.expire_oldest(rng.randint(0, churn))
 
         _on_request(server, mutate)
-        result = flink_client_factory(server).fetch_new(
+        result = fetch_new(
+            flink_client_factory(server),
             _target(server),
             floor=_at(expected[0]["createdAt"]),
             page_size=page_size,
@@ -347,7 +404,7 @@ def test_transient_faults_are_retried(
     delays: list[float] = []
     client = flink_client_factory(flink_server, timeout_s=0.5, sleep=delays.append)
 
-    result = client.fetch_new(flink_target, floor=None)
+    result = fetch_new(client, flink_target, floor=None)
 
     assert len(result.events) == 20
     assert flink_server.request_count("GetEvents") == 3 == client.api_calls
@@ -378,7 +435,6 @@ def test_backoff_is_full_jitter_and_capped(
         ("malformed", MalformedResponseError, "not a JSON object"),
         ("no_data", MalformedResponseError, "`data` is missing"),
         ("wrong_types", MalformedResponseError, "`data` is dict"),
-        ("bad_created_at", EventParseError, "yesterday"),
         ("business_error", ApiError, "InvalidParameter"),
     ],
 )
@@ -393,13 +449,22 @@ def test_malformed_or_failed_answers_are_typed_errors(
     flink_server.generate(5, start=BASE)
     flink_server.inject(kind)
     with pytest.raises(error) as caught:
-        flink_client.fetch_new(flink_target, floor=None)
+        fetch_new(flink_client, flink_target, floor=None)
     assert text in str(caught.value)
     assert "\n" not in str(caught.value)
     assert flink_server.request_count() == 1, "not retried"
-    if kind == "bad_created_at":
-        first_id = _newest(flink_server, 5)[-1]["eventId"]
-        assert first_id in str(caught.value), "names the event"
+
+
+def test_an_event_with_a_bad_created_at_becomes_an_unreadable_stand_in(
+    flink_server: FlinkServer, flink_client: FlinkClient, flink_target: Target
+) -> None:
+    flink_server.generate(5, start=BASE)
+    flink_server.inject("bad_created_at")
+    page = flink_client.get_events_page(flink_target, 1, 10)
+    (odd,) = page.events
+    assert odd.event_name == UNREADABLE and "yesterday" in odd.note
+    assert odd.event_id == _newest(flink_server, 5)[-1]["eventId"], "keeps the event's id"
+    assert page.server_time is not None and odd.created_at == page.server_time
 
 
 def test_business_error_fields(
@@ -422,7 +487,7 @@ def test_missing_ram_permission(
     server = flink_server_factory(lowercase_errors=lowercase)
     server.denied_actions.add("GetEvents")
     with pytest.raises(ApiError) as caught:
-        flink_client_factory(server).fetch_new(_target(server), floor=None)
+        fetch_new(flink_client_factory(server), _target(server), floor=None)
     error = caught.value
     assert error.code == "Forbidden.RAM" and error.http_status == 403 and error.request_id
     assert "grant the RAM action stream:GetEvents on resource *" in str(error)
@@ -431,7 +496,7 @@ def test_missing_ram_permission(
 
 def test_unknown_namespace_hint(flink_server: FlinkServer, flink_client: FlinkClient) -> None:
     with pytest.raises(ApiError) as caught:
-        flink_client.fetch_new(Target(flink_server.workspace, "nope"), floor=None)
+        fetch_new(flink_client, Target(flink_server.workspace, "nope"), floor=None)
     assert "check workspace/namespace in targets" in str(caught.value)
 
 
@@ -445,7 +510,7 @@ def test_deadline_bounds_a_slow_answer(
     client = flink_client_factory(flink_server, deadline=time.monotonic() + 0.4)
     started = time.monotonic()
     with pytest.raises(ApiError) as caught:
-        client.fetch_new(flink_target, floor=None)
+        fetch_new(client, flink_target, floor=None)
     assert time.monotonic() - started < 1.5
     assert caught.value.retryable
 
@@ -487,14 +552,14 @@ def test_sts_token_required_and_verified(
     server = flink_server_factory(security_token="sts-token-5e1f")
     server.generate(3, start=BASE)
     target = _target(server)
-    assert len(flink_client_factory(server).fetch_new(target, floor=None).events) == 3
+    assert len(fetch_new(flink_client_factory(server), target, floor=None).events) == 3
     assert server.received[-1].headers["x-acs-security-token"] == "sts-token-5e1f"
 
     for token, code in [(None, "MissingSecurityToken"), ("sts-other", "InvalidSecurityToken")]:
         creds = Credentials(server.access_key_id, server.access_key_secret, token)
         client = FlinkClient(server.url, creds, backoff_base_s=0.001)
         with pytest.raises(ApiError) as caught:
-            client.fetch_new(target, floor=None)
+            fetch_new(client, target, floor=None)
         assert caught.value.code.startswith(code)
         assert "check the AccessKey" in str(caught.value)
 
@@ -511,7 +576,7 @@ def test_bad_access_key_is_permanent(
 ) -> None:
     client = FlinkClient(flink_server.url, Credentials(key_id, secret), backoff_base_s=0.001)
     with pytest.raises(ApiError) as caught:
-        client.fetch_new(flink_target, floor=None)
+        fetch_new(client, flink_target, floor=None)
     assert caught.value.code == code and not caught.value.retryable
     assert "check the AccessKey" in str(caught.value)
     assert flink_server.request_count() == 1
@@ -586,7 +651,7 @@ def test_signing_handles_awkward_namespaces(
     server = flink_server_factory(namespace=namespace)
     server.generate(3, start=BASE, deployment_ids=("dep x/+%",))
     client = flink_client_factory(server)
-    result = client.fetch_new(_target(server, "dep x/+%"), floor=None)
+    result = fetch_new(client, _target(server, "dep x/+%"), floor=None)
     assert len(result.events) == 3 and result.events[0].namespace == namespace
 
 
@@ -615,17 +680,17 @@ def test_no_secret_token_or_signature_in_logs_or_errors(
     client = flink_client_factory(server)
     server.inject("throttle", times=2)
     server.inject("error500")
-    attempt(lambda: client.fetch_new(target, floor=None))
+    attempt(lambda: fetch_new(client, target, floor=None))
     attempt(lambda: client.list_deployments(target))
     server.inject("business_error", message=f"echo {server.access_key_secret} {token}")
-    attempt(lambda: client.fetch_new(target, floor=None))
+    attempt(lambda: fetch_new(client, target, floor=None))
     for kind in ("malformed", "forbidden", "bad_created_at"):
         server.inject(kind)
-        attempt(lambda: client.fetch_new(target, floor=None))
+        attempt(lambda: fetch_new(client, target, floor=None))
     wrong = Credentials(server.access_key_id, "wrong-secret-xyz", token)
-    attempt(lambda: FlinkClient(server.url, wrong).fetch_new(target, floor=None))
+    attempt(lambda: fetch_new(FlinkClient(server.url, wrong), target, floor=None))
     server.clock_offset_s = 3600
-    attempt(lambda: client.fetch_new(target, floor=None))
+    attempt(lambda: fetch_new(client, target, floor=None))
     texts.append(repr(server.credentials))
 
     signatures = {

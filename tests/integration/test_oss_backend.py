@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 import oss2
 import pytest
@@ -265,13 +266,19 @@ def test_missing_bucket_is_reported(server):
     assert_clean_message(exc)
 
 
-def test_access_denied_is_reported_without_secrets(backend, monkeypatch):
-    def deny(*args, **kwargs):
+def deny_as_oss_does(request_id: str) -> Callable[..., None]:
+    """An oss2 call answered with OSS's 403 AccessDenied (the local server checks no permissions)."""
+
+    def deny(*args: Any, **kwargs: Any) -> None:
         raise oss2.exceptions.ServerError(
-            403, {"x-oss-request-id": "REQ1"}, b"", {"Code": "AccessDenied", "Message": "no"}
+            403, {"x-oss-request-id": request_id}, b"", {"Code": "AccessDenied", "Message": "no"}
         )
 
-    monkeypatch.setattr(backend._bucket, "list_objects_v2", deny)
+    return deny
+
+
+def test_access_denied_is_reported_without_secrets(backend, monkeypatch):
+    monkeypatch.setattr(backend._bucket, "list_objects_v2", deny_as_oss_does("REQ1"))
     with pytest.raises(CheckpointError) as exc:
         backend.load(KEY)
     assert "AccessDenied (HTTP 403, requestId REQ1)" in str(exc.value)
@@ -281,3 +288,54 @@ def test_access_denied_is_reported_without_secrets(backend, monkeypatch):
 def test_invalid_bucket_name_is_a_checkpoint_error(server):
     with pytest.raises(CheckpointError, match="oss://Bad_Name/p"):
         OssBackend("Bad_Name", "p", server.endpoint, CREDS)
+
+
+# --- buckets with versioning: create-only writes are not safe there ----------------------------
+
+
+def test_server_ignores_forbid_overwrite_on_a_versioned_bucket_like_oss(server, bucket):
+    raw = raw_bucket(server, bucket)
+    create_only = {"x-oss-forbid-overwrite": "true"}
+    raw.put_object("k", b"first", headers=create_only)
+    server.set_versioning(bucket, "Enabled")
+    raw.put_object("k", b"second", headers=create_only)
+    assert raw.get_object("k").read() == b"second"
+    assert raw.get_bucket_versioning().status == "Enabled"
+
+
+@pytest.mark.parametrize("status", ["Enabled", "Suspended"])
+def test_versioned_bucket_is_refused_before_any_write(server, bucket, status):
+    server.set_versioning(bucket, status)
+    backend = OssBackend(bucket, "p", server.endpoint, CREDS)
+    with pytest.raises(CheckpointError) as exc:
+        backend.save(KEY, b"v1", None)
+    assert f"oss://{bucket}/p key {KEY}: bucket versioning is {status}" in str(exc.value)
+    assert "never enabled" in str(exc.value)
+    assert server.object_keys(bucket) == []
+    with pytest.raises(CheckpointError, match="versioning"):
+        backend.load(KEY)
+    assert_clean_message(exc)
+
+
+def test_bucket_versioning_is_asked_once_per_process_and_bucket(server, bucket):
+    def versioning_requests() -> int:
+        return sum(
+            1 for r in server.requests if r.query.startswith("versioning") and bucket in r.path
+        )
+
+    first = OssBackend(bucket, "a", server.endpoint, CREDS)
+    race([lambda: first.load(KEY), lambda: first.load(KEY)])
+    first.save(KEY, b"v1", None)
+    OssBackend(bucket, "b", server.endpoint, CREDS).load(KEY)  # a new backend, same process
+    assert versioning_requests() == 1
+    other = server.create_bucket()
+    OssBackend(other, "a", server.endpoint, CREDS).load(KEY)
+    assert sum(1 for r in server.requests if r.query.startswith("versioning")) >= 2
+
+
+def test_versioning_check_denied_names_the_missing_permission(backend, monkeypatch):
+    monkeypatch.setattr(backend._bucket, "get_bucket_versioning", deny_as_oss_does("REQ2"))
+    with pytest.raises(CheckpointError) as exc:
+        backend.load(KEY)
+    assert "GetBucketVersioning failed: AccessDenied" in str(exc.value)
+    assert "oss:GetBucketVersioning" in str(exc.value)

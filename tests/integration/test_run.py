@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from flink_alerts.cli import main
+from flink_alerts.errors import ConfigError
+from flink_alerts.handler import handle
 from tests.servers.flink_server import FlinkServer
 from tests.servers.receiver import ReceiverServer
 
@@ -232,7 +234,7 @@ def test_corrupt_checkpoint_is_shown_and_reset(tmp_path, capsys, flink_server, r
     assert main(["checkpoint", "reset", "--config", str(config), "--target", target]) == 0
     assert main(["checkpoint", "show", "--config", str(config), "--target", target]) == 0
     shown = json.loads(capsys.readouterr().out.split("\n", 1)[1])
-    assert shown["checkpoint"]["watermark"] is None and shown["lease"] is None
+    assert shown["checkpoint"]["streams"] == {} and shown["lease"] is None
 
 
 def test_two_processes_on_the_same_timer_event_deliver_once(
@@ -328,3 +330,30 @@ def test_alerts_without_receivers_are_not_silent(tmp_path, capsys, flink_server,
     code, summary = run(capsys, write_config(tmp_path, flink_server, []))
     assert code == 0 and summary["alerts"] == 1 and summary["pending"] == 0
     assert "1 alerts and no receiver configured" in run.stderr
+
+
+def test_in_fc_a_file_checkpoint_off_nas_stops_the_run_with_exit_2(
+    tmp_path, monkeypatch, capsys, flink_server, receiver, cloud_env
+):
+    flink_server.generate(7)
+    config = write_config(tmp_path, flink_server, [receiver])
+    monkeypatch.setenv("FC_FUNCTION_NAME", "flink-alerts")
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flink-alerts: configuration error: checkpoint: file://")
+    assert "use oss://BUCKET/PREFIX or tablestore://INSTANCE/TABLE" in err
+    assert not receiver.bodies and not (tmp_path / "checkpoints").exists()
+
+
+def test_fc_handler_refuses_a_file_checkpoint_when_its_context_says_fc(tmp_path, monkeypatch):
+    config = tmp_path / "config.yaml"
+    config.write_text("checkpoint: file:///tmp/flink-alerts\n")
+    monkeypatch.setenv("FLINK_ALERTS_CONFIG", str(config))
+    monkeypatch.delenv("FC_FUNCTION_NAME", raising=False)
+
+    class Context:
+        class function:  # noqa: N801  (FC's context.function.name)
+            name = "flink-alerts"
+
+    with pytest.raises(ConfigError, match="checkpoint: file:///tmp/flink-alerts is not kept"):
+        handle(b"{}", Context(), time.monotonic(), default_config=config)

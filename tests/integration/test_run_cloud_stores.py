@@ -41,11 +41,13 @@ def checkpoint_url(request, flink_server):
     if request.param == "oss":
         server = OssTestServer().start()
         bucket = server.create_bucket()
+        request.node.store_server = server
         yield f"oss://{bucket}/flink-alerts?endpoint={server.endpoint}"
     else:
         server = TablestoreTestServer(credentials={creds.access_key_id: creds.access_key_secret})
         server.start()
         server.create_table("checkpoints", primary_key=[("target", "STRING")])
+        request.node.store_server = server
         yield f"tablestore://{server.instance}/checkpoints?endpoint={server.endpoint}"
     server.stop()
 
@@ -95,3 +97,17 @@ def test_unreachable_store_sends_nothing_then_catches_up(
             capsys, write_config(tmp_path, flink_server, [receiver], checkpoint=url)
         )
     assert code == 0 and delivered_ids(receiver) == failure_ids(flink_server)
+
+
+def test_a_run_with_nothing_new_only_reads_the_store(
+    request, tmp_path, capsys, flink_server, receiver, cloud_env, checkpoint_url
+):
+    flink_server.generate(30)
+    config = write_config(tmp_path, flink_server, [receiver], checkpoint=checkpoint_url)
+    run(capsys, config)
+    server = request.node.store_server
+    server.requests.clear()
+    code, summary = run(capsys, config)
+    assert code == 0 and summary["sent"] == 0
+    limit = 2 if checkpoint_url.startswith("oss://") else 1
+    assert len(server.requests) <= limit, server.requests

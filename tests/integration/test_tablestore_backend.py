@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import tablestore
+import urllib3
 
 from flink_alerts.checkpoint.backend import Stored
 from flink_alerts.checkpoint.tablestore import TablestoreBackend
@@ -281,3 +282,33 @@ def test_module_import_is_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_instance_acl_refusal_is_explained_as_a_network_setting(server, table, backend):
+    server.network_allowed = False
+    try:
+        with pytest.raises(CheckpointError) as exc:
+            backend.load(KEY)
+    finally:
+        server.network_allowed = True
+    text = str(exc.value)
+    assert "OTSAuthFailed: Request denied by instance ACL policies" in text
+    assert "network settings" in text and "VPC endpoint" in text
+    assert "AccessKey" not in text  # not a credentials problem
+    assert_clean_message(exc)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "vpc_hint"),
+    [
+        ("https://inst.cn-hangzhou.vpc.tablestore.aliyuncs.com", True),
+        ("https://inst.cn-hangzhou.ots.aliyuncs.com", False),
+    ],
+)
+def test_unreachable_vpc_endpoint_says_the_function_must_be_in_the_vpc(endpoint, vpc_hint):
+    from flink_alerts.checkpoint.tablestore import _network_reason
+
+    refused = urllib3.exceptions.NewConnectionError(None, "Name or service not known")
+    reason = _network_reason(urllib3.exceptions.MaxRetryError(None, "/", refused), endpoint)
+    assert reason.startswith(f"cannot reach {endpoint} (NewConnectionError)")
+    assert ("put the function in that VPC" in reason) is vpc_hint

@@ -151,6 +151,7 @@ class FlinkServer:
         self.created_at_format = created_at_format
         self.max_skew_s = max_skew_s
         self.clock_offset_s = 0.0  # the server's clock runs this much ahead of ours
+        self.total_size_offset = 0  # a totalSize that disagrees with the data
         self.lowercase_errors = lowercase_errors
         self.denied_actions: set[str] = set()
         # Called as on_request(action, query) before a page is computed, e.g. to insert events
@@ -507,7 +508,7 @@ class FlinkServer:
             "httpCode": 200,
             "pageIndex": page_index,
             "pageSize": page_size,
-            "totalSize": len(items),
+            "totalSize": max(0, len(items) + self.total_size_offset),
             "data": [self._render(e) for e in page] if action == "GetEvents" else page,
         }
         return _Reply(200, _json(envelope))
@@ -529,6 +530,13 @@ class FlinkServer:
         return sorted(events, key=_sort_key, reverse=self.order == "desc")
 
     def _render(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event as the API spells it; for poison events, `_raw` fields replace what is
+        rendered and `_drop` names fields left out."""
+        rendered = self._render_time({k: v for k, v in event.items() if not k.startswith("_")})
+        rendered.update(event.get("_raw", {}))
+        return {k: v for k, v in rendered.items() if k not in event.get("_drop", ())}
+
+    def _render_time(self, event: dict[str, Any]) -> dict[str, Any]:
         ms = event["createdAt"]
         moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
         rendered: Any = {
@@ -633,7 +641,8 @@ def _sha(body: bytes) -> str:
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+    # ASCII escapes: a lone surrogate in an event (a truncated emoji) goes out as `\\ud83d`.
+    return json.dumps(value).encode("utf-8")
 
 
 def _request_id() -> str:

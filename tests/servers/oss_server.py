@@ -4,13 +4,16 @@ moto alone is not enough for oss2 and for create-only writes:
 - it ignores `x-oss-forbid-overwrite: true`; here a create-only PUT of an existing object gets the
   OSS answer, 409 `FileAlreadyExists`, and the existence check plus the write happen under one lock;
 - its ListObjectsV2 rejects the empty parameters oss2 sends, answers in the S3 XML namespace and
-  lacks the `Type` element oss2 requires; the layer fixes all three.
+  lacks the `Type` element oss2 requires; the layer fixes all three;
+- GetBucketVersioning answers in the OSS shape (`VersioningConfiguration/Status`), and, as on OSS,
+  `x-oss-forbid-overwrite` has no effect on a bucket whose versioning is Enabled or Suspended.
 
 Usage (moto keeps buckets in process-wide state: give each test its own bucket):
 
     server = OssTestServer().start()
     bucket = server.create_bucket()          # unique name
     backend = OssBackend(bucket, "prefix", server.endpoint, creds)
+    server.set_versioning(bucket, "Enabled")  # as PutBucketVersioning would
     server.stop()                            # now unreachable: connection refused
 
 `python -m tests.servers.oss_server [PORT]` runs one in the foreground (for multi-process tests).
@@ -121,6 +124,22 @@ class OssTestServer:
             raise RuntimeError(f"cannot create bucket {name}: {status} {body[:200]!r}")
         return name
 
+    def set_versioning(self, bucket: str, status: str) -> None:
+        """`Enabled` or `Suspended`, as the bucket owner would set it in the console."""
+        body = f"<VersioningConfiguration><Status>{status}</Status></VersioningConfiguration>"
+        environ = _environ("PUT", f"/{bucket}", "versioning", body.encode())
+        status_line = _call(self._app, environ)[0]
+        if not status_line.startswith("200"):
+            raise RuntimeError(f"cannot set versioning of {bucket}: {status_line}")
+
+    def versioning(self, bucket: str) -> str | None:
+        """The bucket's versioning status: None (never enabled), `Enabled` or `Suspended`."""
+        status, _, body = _call(self._app, _environ("GET", f"/{bucket}", "versioning"))
+        if not status.startswith("200"):
+            return None
+        node = ET.fromstring(body).find(f"{_S3_NAMESPACE}Status")
+        return node.text if node is not None else None
+
     def object_keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Keys as stored, for assertions (bypasses the request log)."""
         query = urlencode({"list-type": "2", "prefix": prefix, "max-keys": "1000"})
@@ -140,6 +159,8 @@ class OssTestServer:
             status, headers, body = _UNAVAILABLE
         elif method == "PUT" and forbid and _is_object_path(environ):
             status, headers, body = self._create_only(environ)
+        elif method == "GET" and _query_has_name(environ, "versioning"):
+            status, headers, body = self._get_versioning(environ)
         elif method in ("PUT", "POST", "DELETE"):
             with self._write_lock:
                 status, headers, body = _call(self._app, environ)
@@ -154,12 +175,27 @@ class OssTestServer:
         return [body]
 
     def _create_only(self, environ: Environ) -> Captured:
+        bucket = environ.get("PATH_INFO", "").lstrip("/").partition("/")[0]
         with self._write_lock:
+            if self.versioning(bucket) is not None:  # OSS ignores forbid-overwrite here
+                return _call(self._app, environ)
             if _call(self._app, _as_head(environ))[0].startswith("200"):
                 _drain_upload(environ)
                 body = _ALREADY_EXISTS_XML.format(request_id=uuid.uuid4().hex).encode()
                 return "409 Conflict", [("Content-Type", "application/xml")], body
             return _call(self._app, environ)
+
+    def _get_versioning(self, environ: Environ) -> Captured:
+        bucket = environ.get("PATH_INFO", "").strip("/")
+        status, headers, body = _call(self._app, environ)
+        if not status.startswith("200"):
+            return status, headers, body
+        answer = ET.Element("VersioningConfiguration")
+        versioning = self.versioning(bucket)
+        if versioning:
+            ET.SubElement(answer, "Status").text = versioning
+        body = ET.tostring(answer, encoding="utf-8", xml_declaration=True)
+        return status, [("Content-Type", "application/xml")], body
 
     def _list_v2(self, environ: Environ) -> Captured:
         params = [(k, v) for k, v in parse_qsl(environ.get("QUERY_STRING", "")) if v]
@@ -208,6 +244,10 @@ def _query_has(environ: Environ, name: str, value: str) -> bool:
     return (name, value) in parse_qsl(environ.get("QUERY_STRING", ""))
 
 
+def _query_has_name(environ: Environ, name: str) -> bool:
+    return name in dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+
+
 def _oss_listing(body: bytes) -> bytes:
     """moto's S3 ListBucketResult -> what oss2's parser expects from OSS."""
     root = ET.fromstring(body)
@@ -219,7 +259,7 @@ def _oss_listing(body: bytes) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def _environ(method: str, path: str, query: str = "") -> Environ:
+def _environ(method: str, path: str, query: str = "", body: bytes = b"") -> Environ:
     return {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
@@ -228,8 +268,8 @@ def _environ(method: str, path: str, query: str = "") -> Environ:
         "SERVER_PORT": "80",
         "HTTP_HOST": "127.0.0.1",
         "SERVER_PROTOCOL": "HTTP/1.1",
-        "CONTENT_LENGTH": "0",
-        "wsgi.input": io.BytesIO(b""),
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
         "wsgi.errors": sys.stderr,
         "wsgi.url_scheme": "http",
         "wsgi.version": (1, 0),

@@ -7,7 +7,8 @@ with the SDK's PlainBuffer classes. Answers carry the headers and response signa
 verifies. Supported: CreateTable, ListTable, DeleteTable, GetRow, PutRow, UpdateRow (PUT columns
 only), DeleteRow, with row existence and single/composite column conditions. Errors come back as
 the service sends them (HTTP status + protobuf Error): OTSConditionCheckFail (403),
-OTSObjectNotExist (404), OTSAuthFailed (403), OTSParameterInvalid (400). One version per cell.
+OTSObjectNotExist (404), OTSAuthFailed (403; with `network_allowed = False` as a new instance
+answers on its public endpoint), OTSParameterInvalid (400). One version per cell.
 
 Usage:
 
@@ -111,6 +112,8 @@ class TablestoreTestServer:
         self.port = port
         self.requests: list[OtsRequest] = []
         self.delay_s = 0.0  # set > 0 to make every answer slow (timeout tests)
+        # False: refuse every request as a new instance refuses its public endpoint.
+        self.network_allowed = True
         self._tables: dict[str, _Table] = {}
         self._lock = threading.Lock()
         self._http: ThreadingHTTPServer | None = None
@@ -173,6 +176,8 @@ class TablestoreTestServer:
         return status, payload, secret
 
     def _authenticate(self, api: str, headers: dict[str, str], body: bytes) -> str:
+        if not self.network_allowed:
+            raise OtsError(403, "OTSAuthFailed", "Request denied by instance ACL policies.")
         secret = self.credentials.get(headers.get("x-ots-accesskeyid", ""))
         if secret is None:
             raise OtsError(403, "OTSAuthFailed", "The AccessKeyID does not exist.")

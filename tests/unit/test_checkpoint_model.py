@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from flink_alerts.checkpoint.model import Checkpoint, RetryPolicy
+from flink_alerts.checkpoint.model import Checkpoint, RetryPolicy, StreamState
 from flink_alerts.errors import CheckpointError
 from flink_alerts.events import Alert, FlinkEvent
 
@@ -14,32 +14,13 @@ def event(event_id: str, minutes: float) -> FlinkEvent:
     return FlinkEvent(event_id, "JOB_FAILED", T0 + timedelta(minutes=minutes), "ws", "ns", "d1")
 
 
-def test_first_checkpoint_treats_everything_as_new():
-    assert Checkpoint().is_new(event("a", -1000), OVERLAP)
-
-
-def test_equal_and_slightly_older_timestamps_are_compared_by_id():
-    checkpoint = Checkpoint()
-    checkpoint.advance([event("a", 0), event("b", 5)], OVERLAP)
-    assert checkpoint.watermark == T0 + timedelta(minutes=5)
-    assert not checkpoint.is_new(event("b", 5), OVERLAP)
-    assert checkpoint.is_new(event("c", 5), OVERLAP)  # same timestamp, other id
-    assert checkpoint.is_new(event("late", 1), OVERLAP)  # arrived late, within the window
-    assert not checkpoint.is_new(event("old", -6), OVERLAP)  # below the window: handled
-
-
-def test_seen_ids_are_pruned_below_the_window():
-    checkpoint = Checkpoint()
-    checkpoint.advance([event("a", 0)], OVERLAP)
-    checkpoint.advance([event("b", 30)], OVERLAP)
-    assert set(checkpoint.seen) == {"b"}
-
-
-def test_watermark_never_moves_back():
-    checkpoint = Checkpoint()
-    checkpoint.advance([event("a", 10)], OVERLAP)
-    checkpoint.advance([event("b", 5)], OVERLAP)
-    assert checkpoint.watermark == T0 + timedelta(minutes=10)
+def test_a_stream_compares_by_id_at_or_above_its_floor():
+    stream = StreamState(floor=T0, seen={"b": T0 + timedelta(minutes=5)})
+    assert not stream.is_new(event("b", 5))
+    assert stream.is_new(event("c", 5))  # same timestamp, other id
+    assert stream.is_new(event("at-floor", 0))
+    assert not stream.is_new(event("old", -1))  # below the boundary: handled or skipped
+    assert StreamState().is_new(event("a", -1000))  # never read: everything counts
 
 
 def alerts(*ids: str) -> list[Alert]:
@@ -103,12 +84,43 @@ def test_expire_and_defer():
 
 
 def test_round_trip_and_schema_errors():
-    checkpoint = Checkpoint(api_order="asc")
-    checkpoint.advance([event("a", 0)], OVERLAP)
+    checkpoint = Checkpoint()
+    checkpoint.stream("").seen["a"] = T0
+    checkpoint.stream("dep").floor = T0
     checkpoint.enqueue([("r", a) for a in alerts("a")], T0)
     again = Checkpoint.from_dict(checkpoint.to_dict(), where="here")
     assert again.to_dict() == checkpoint.to_dict()
+    assert again.stream("dep").floor == T0 and again.stream("").seen == {"a": T0}
     with pytest.raises(CheckpointError, match="here: unknown checkpoint schema 99"):
         Checkpoint.from_dict({**checkpoint.to_dict(), "schema": 99}, where="here")
     with pytest.raises(CheckpointError, match="malformed"):
-        Checkpoint.from_dict({"schema": 1, "seen": 5, "outbox": []}, where="here")
+        Checkpoint.from_dict({"schema": 2, "streams": 5, "outbox": []}, where="here")
+
+
+def test_a_schema_1_checkpoint_keeps_its_boundary():
+    v1 = {
+        "schema": 1,
+        "watermark": T0.isoformat(),
+        "seen": {"a": T0.isoformat()},
+        "outbox": [],
+        "api": {"order": "asc"},
+    }
+    stream = Checkpoint.from_dict(v1, where="here").stream("")
+    assert stream.floor == T0 - timedelta(minutes=10)
+    assert stream.seen == {"a": T0} and stream.order == "asc" and stream.total is None
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        ({"streams": {"": {"floor": "2026-11-26T08:00:00", "seen": {}}}}, "floor .* no time zone"),
+        (
+            {"streams": {"": {"seen": {"a": "yesterday"}}}},
+            "seen holds .yesterday., not epoch milliseconds",
+        ),
+        ({"streams": {"": {}}}, "missing key 'seen'"),
+    ],
+)
+def test_a_hand_edited_checkpoint_says_what_is_wrong_and_how_to_recover(edit, problem):
+    with pytest.raises(CheckpointError, match=f"here: malformed checkpoint: {problem}.*reset"):
+        Checkpoint.from_dict({"schema": 2, "outbox": [], **edit}, where="here")

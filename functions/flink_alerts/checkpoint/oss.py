@@ -9,6 +9,9 @@ means another writer got there first), list again (ours must still be the newest
 all but the newest two versions. The second listing matters because of that cleanup: a writer
 that stalls between its listing and its create could otherwise re-create a version deleted
 meanwhile. The newest version is never deleted, so it only ever grows.
+`x-oss-forbid-overwrite` has no effect on a bucket whose versioning is Enabled or Suspended (the
+overwrite succeeds), so such a bucket is refused: GetBucketVersioning once per bucket and process
+(a warm FC instance checks on its cold start only).
 Residual limit: if another writer loads our brand-new version and saves on top of it before our
 second listing, we report False although our version was used (never the reverse).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,12 +38,23 @@ _FORBID_OVERWRITE = {"x-oss-forbid-overwrite": "true", "Content-Type": "applicat
 _LOAD_ATTEMPTS = 5
 _HINTS = {
     "NoSuchBucket": "the bucket does not exist in this endpoint's region",
-    "AccessDenied": "the AccessKey lacks oss:ListObjects/GetObject/PutObject/DeleteObject here",
+    "AccessDenied": (
+        "the AccessKey lacks oss:GetBucketVersioning on the bucket or "
+        "oss:ListObjects/GetObject/PutObject/DeleteObject on the prefix"
+    ),
     "InvalidAccessKeyId": "the AccessKey ID is unknown to OSS",
     "SignatureDoesNotMatch": "the AccessKey secret does not match its ID",
     "SecurityTokenExpired": "the STS token has expired",
     "InvalidSecurityToken": "the STS token is invalid",
 }
+
+_VERSIONING_HINT = (
+    "x-oss-forbid-overwrite has no effect on such a bucket, so two runs could both commit; "
+    "use a bucket (or a new one) whose versioning was never enabled"
+)
+# (endpoint, bucket) pairs found unversioned by this process.
+_unversioned: set[tuple[str, str]] = set()
+_unversioned_lock = threading.Lock()
 
 
 class OssBackend(Backend):
@@ -68,6 +83,7 @@ class OssBackend(Backend):
         return f"oss://{self.bucket_name}/{self.prefix}"
 
     def load(self, key: str) -> Stored | None:
+        self._refuse_versioned_bucket(key)
         # The newest version can vanish between list and get only if two newer ones were saved
         # meanwhile (cleanup keeps the newest two): then simply look again.
         for _ in range(_LOAD_ATTEMPTS):
@@ -82,6 +98,7 @@ class OssBackend(Backend):
         )
 
     def save(self, key: str, body: bytes, expected_version: int | None) -> bool:
+        self._refuse_versioned_bucket(key)
         if self._newest(key) != expected_version:
             return False
         version = (expected_version or 0) + 1
@@ -93,6 +110,20 @@ class OssBackend(Backend):
             return False
         self._delete_quietly(key, [v for v in versions if v < version - 1])
         return True
+
+    def _refuse_versioned_bucket(self, key: str) -> None:
+        """Raise CheckpointError unless the bucket's versioning was never enabled."""
+        bucket = (self.endpoint, self.bucket_name)
+        with _unversioned_lock:  # one GetBucketVersioning per bucket, even from many threads
+            if bucket in _unversioned:
+                return
+            with self._errors("GetBucketVersioning", key):
+                status = self._bucket.get_bucket_versioning().status
+            if status:
+                raise CheckpointError(
+                    f"{self._where(key)}: bucket versioning is {status}: {_VERSIONING_HINT}"
+                )
+            _unversioned.add(bucket)
 
     def _newest(self, key: str) -> int | None:
         versions = self._versions(key)

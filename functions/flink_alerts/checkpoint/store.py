@@ -32,6 +32,17 @@ def record_key(target: Target) -> str:
 
 
 @dataclass
+class Snapshot:
+    """A record as read, without taking the lease: a run that finds nothing to do writes nothing."""
+
+    target: Target
+    key: str
+    version: int | None  # None: never saved
+    checkpoint: Checkpoint
+    lease: dict[str, Any] | None
+
+
+@dataclass
 class Lease:
     target: Target
     key: str
@@ -52,31 +63,62 @@ class CheckpointStore:
     def where(self, target: Target) -> str:
         return f"{self.backend.describe()} key {record_key(target)}"
 
+    def snapshot(self, target: Target, now: datetime | None = None) -> Snapshot:
+        """Read the record (one load); LeaseHeldError while another live run holds its lease."""
+        key = record_key(target)
+        stored = self.backend.load(key)
+        checkpoint, lease = self._parse(stored, target)
+        self._check_free(target, lease, now or datetime.now(timezone.utc))
+        return Snapshot(target, key, stored.version if stored else None, checkpoint, lease)
+
+    def acquire_from(self, snapshot: Snapshot, ttl_s: float, now: datetime) -> Lease:
+        """Take the lease by saving the snapshot's checkpoint (as changed since) with a
+        compare-and-swap on the version read: if another run wrote in between, this run's
+        reading is stale and it stops (LeaseHeldError) before sending anything."""
+        expires_at = now + timedelta(seconds=ttl_s)
+        held = {"owner": self.owner, "expires_at": expires_at.isoformat()}
+        body = snapshot.checkpoint.to_dict()
+        if not self.backend.save(snapshot.key, _body(body, held), snapshot.version):
+            raise LeaseHeldError(
+                f"{snapshot.target.name}: another run saved this target's checkpoint meanwhile"
+            )
+        version = (snapshot.version or 0) + 1
+        return Lease(
+            snapshot.target,
+            snapshot.key,
+            self.owner,
+            expires_at,
+            version,
+            snapshot.checkpoint,
+            body,
+        )
+
+    def commit(self, snapshot: Snapshot) -> None:
+        """Save the snapshot's checkpoint without a lease, if nobody wrote since it was read."""
+        body = _body(snapshot.checkpoint.to_dict(), None)
+        if not self.backend.save(snapshot.key, body, snapshot.version):
+            raise LeaseHeldError(
+                f"{snapshot.target.name}: another run saved this target's checkpoint meanwhile"
+            )
+
     def acquire(self, target: Target, ttl_s: float, now: datetime | None = None) -> Lease:
         """Take the target's lease, or raise LeaseHeldError while another live run holds it."""
         now = now or datetime.now(timezone.utc)
         # A lost race is looked at once more: the winner may already have released the lease.
-        for _ in range(2):
-            lease = self._try_acquire(target, now + timedelta(seconds=ttl_s), now)
-            if lease:
-                return lease
-        raise LeaseHeldError(f"{target.name}: another run took the checkpoint lease just now")
+        for attempt in range(2):
+            try:
+                return self.acquire_from(self.snapshot(target, now), ttl_s, now)
+            except LeaseHeldError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _try_acquire(self, target: Target, expires_at: datetime, now: datetime) -> Lease | None:
-        key = record_key(target)
-        stored = self.backend.load(key)
-        checkpoint, lease = self._parse(stored, target)
+    def _check_free(self, target: Target, lease: dict[str, Any] | None, now: datetime) -> None:
         if lease and lease["owner"] != self.owner and not self._stale(lease, now):
             raise LeaseHeldError(
                 f"{target.name}: another run ({lease['owner']}) holds the checkpoint lease "
                 f"until {lease['expires_at']}"
             )
-        held = {"owner": self.owner, "expires_at": expires_at.isoformat()}
-        expected = stored.version if stored else None
-        if not self.backend.save(key, _body(checkpoint.to_dict(), held), expected):
-            return None
-        version = (expected or 0) + 1
-        return Lease(target, key, self.owner, expires_at, version, checkpoint, checkpoint.to_dict())
 
     def save(self, lease: Lease, *, release: bool = False) -> None:
         """Persist the lease's checkpoint; refuse (LeaseLostError) if another run took over."""
@@ -133,7 +175,14 @@ class CheckpointStore:
             ) from None
         if not isinstance(record, dict) or "checkpoint" not in record:
             raise CheckpointError(f"{where}: not a flink-alerts checkpoint record")
-        return Checkpoint.from_dict(record["checkpoint"], where=where), record.get("lease")
+        lease = record.get("lease")
+        if lease is not None and not _valid_lease(lease):
+            raise CheckpointError(
+                f"{where}: malformed lease {json.dumps(lease)[:200]} (expected null or "
+                '{"owner": "...", "expires_at": "<ISO time with zone>"}); set it to null, or '
+                "`flink-alerts checkpoint reset` to start over"
+            )
+        return Checkpoint.from_dict(record["checkpoint"], where=where), lease
 
 
 def _dead_local_process(owner: str) -> bool:
@@ -151,6 +200,15 @@ def _dead_local_process(owner: str) -> bool:
     return False
 
 
+def _valid_lease(lease: Any) -> bool:
+    if not isinstance(lease, dict) or not isinstance(lease.get("owner"), str):
+        return False
+    try:
+        return datetime.fromisoformat(lease["expires_at"]).tzinfo is not None
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def _body(checkpoint: dict[str, Any], lease: dict[str, str] | None) -> bytes:
     record = {"lease": lease, "checkpoint": checkpoint}
-    return json.dumps(record, ensure_ascii=False, sort_keys=True, indent=1).encode()
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()

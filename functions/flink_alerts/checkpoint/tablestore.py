@@ -36,6 +36,16 @@ _HINTS = {
     "OTSNoPermissionAccess": "the AccessKey lacks ots:GetRow/ots:PutRow on this table",
 }
 _PK_HINT = "the table must have exactly one primary key column `target` of type STRING"
+# New instances refuse their public endpoint: "Request denied by instance ACL policies".
+_NETWORK_HINT = (
+    "the instance's network settings refuse requests from this network (not a credentials "
+    "problem): from Function Compute use the VPC endpoint with the function in a VPC bound to "
+    "the instance, or allow public access in the instance's network management"
+)
+_VPC_UNREACHABLE_HINT = (
+    "a VPC endpoint answers only inside a VPC bound to the instance: put the function in that "
+    "VPC, or use ?endpoint=https://INSTANCE.REGION.ots.aliyuncs.com with public access allowed"
+)
 
 
 class TablestoreBackend(Backend):
@@ -171,6 +181,8 @@ def _service_reason(exc: Any) -> str:
     hint = _HINTS.get(code)
     if code == "OTSParameterInvalid" and "PK" in exc.get_error_message():
         hint = _PK_HINT
+    if code == "OTSAuthFailed" and "ACL" in exc.get_error_message():
+        hint = _NETWORK_HINT
     return f"{text}; {hint}" if hint else text
 
 
@@ -178,7 +190,9 @@ def _network_reason(exc: BaseException, endpoint: str) -> str:
     cause = getattr(exc, "reason", None) or exc
     # NewConnectionError (refused, unresolvable) subclasses ConnectTimeoutError: test it first.
     if isinstance(cause, urllib3.exceptions.NewConnectionError):
-        return f"cannot reach {endpoint} ({type(cause).__name__})"
-    if isinstance(cause, urllib3.exceptions.TimeoutError):
-        return f"{endpoint} did not answer in time ({type(cause).__name__})"
-    return f"cannot reach {endpoint} ({type(cause).__name__})"
+        reason = f"cannot reach {endpoint} ({type(cause).__name__})"
+    elif isinstance(cause, urllib3.exceptions.TimeoutError):
+        reason = f"{endpoint} did not answer in time ({type(cause).__name__})"
+    else:
+        reason = f"cannot reach {endpoint} ({type(cause).__name__})"
+    return f"{reason}; {_VPC_UNREACHABLE_HINT}" if ".vpc." in endpoint else reason
