@@ -256,7 +256,7 @@ class Run:
             channel = self.channels.get(batch.receiver)
             for message in channel.build(batch) if channel else []:
                 print(f"--- would send to {batch.receiver} ({target.name}) ---", file=self.out)
-                print(message.preview(), file=self.out)
+                print(scrub(message.preview()), file=self.out)
         result.pending = len(checkpoint.outbox)
 
     @staticmethod

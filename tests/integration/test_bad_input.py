@@ -6,6 +6,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,32 @@ def test_an_api_error_repeating_the_sts_token_is_masked(
         code, output = check(capsys, write(tmp_path, text), "run")
     assert code == 1 and "Denied.***" in output, output
     assert STS_TOKEN not in output and HOOK_TOKEN not in output
+
+
+def test_an_event_quoting_the_accesskey_secret_is_masked_on_the_console(
+    tmp_path, capsys, monkeypatch, flink_server
+):
+    cloud_env(monkeypatch, flink_server)
+    secret = flink_server.credentials.access_key_secret
+    flink_server.generate(3)
+    flink_server.add_events(
+        [
+            {
+                "eventId": "ev-leak",
+                "eventName": "JOB_FAILED",
+                "createdAt": datetime.now(timezone.utc),
+                "deploymentId": "dep-a",
+                "message": f"Job failed: bad config accessKeySecret={secret}",
+            }
+        ]
+    )
+    path = write_config(tmp_path, flink_server, [])
+    path.write_text(
+        path.read_text().replace(
+            '"receivers": []', '"receivers": [{"name": "c", "type": "console"}]'
+        )
+    )
+    for command in (["run", "--dry-run"], ["run"]):
+        code, output = check(capsys, path, *command)
+        assert code == 0 and "bad config accessKeySecret=***" in output, output
+        assert secret not in output

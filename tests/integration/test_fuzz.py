@@ -244,6 +244,7 @@ event_strategy = st.fixed_dictionaries(
             odd_text,
             st.just("Job failed: java.lang.OutOfMemoryError\n\tat x.y(Z.java:1)\n" * 5000),
             st.just(f"echo {SECRETS[1]}"),
+            st.just("Job failed: \ud83d a truncated emoji, \udc00 and \ud83d\ude00"),
             wild,
         ),
         "namespace": wild,
