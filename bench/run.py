@@ -21,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "functions")]
 
+from bench.discovery import bench_discovery  # noqa: E402
 from flink_alerts.events import Alert, Batch, FlinkEvent, Target  # noqa: E402
 from flink_alerts.flink.client import FlinkClient  # noqa: E402
 from tests.servers.flink_server import FlinkServer  # noqa: E402
@@ -193,7 +194,7 @@ def bench_render() -> list[Row]:
 
 
 def main() -> None:
-    rows = bench_import() + bench_fetch() + bench_run() + bench_render()
+    rows = bench_import() + bench_fetch() + bench_run() + bench_render() + bench_discovery()
     print("| benchmark | time | notes |")
     print("|---|---|---|")
     for name, value, notes in rows:

@@ -1,4 +1,4 @@
-"""`flink-alerts run | check | events | render | test-send | checkpoint show|reset`."""
+"""`flink-alerts run | targets | check | events | render | test-send | checkpoint show|reset`."""
 
 from __future__ import annotations
 
@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print what would be sent; send nothing"
     )
     run.add_argument("--target", action="append", help="WORKSPACE/NAMESPACE (repeatable)")
+    command("targets", cmd_targets, "print the resolved targets and where each came from")
     command("check", cmd_check, "validate the configuration and render every receiver's template")
     events = command("events", cmd_events, "print events as JSON lines, newest first")
     events.add_argument("--target", required=True, help="WORKSPACE/NAMESPACE")
@@ -101,15 +102,36 @@ def _credentials() -> Any:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from .runner import make_run, select_targets
+    from .fleet.resolve import run_fleet
+    from .runner import make_run
 
     deadline = time.monotonic() + settings.deadline_s
     run = make_run(settings, credentials=_credentials, deadline=deadline, dry_run=args.dry_run)
-    summary = run.run(select_targets(settings, args.target))
+    summary = run_fleet(run, _credentials, args.target)
     for error in summary.errors:
         _complain(error)
     _say(json.dumps(summary.to_dict(), ensure_ascii=False))
     return 0 if summary.ok else 1
+
+
+def cmd_targets(settings: Settings, args: argparse.Namespace) -> int:
+    from .checkpoint import open_store
+    from .fleet.resolve import resolve_fleet
+
+    store = open_store(settings.checkpoint, region=settings.region, credentials=_credentials)
+    fleet = resolve_fleet(settings, store, _credentials)
+    for target, origin in fleet.entries:
+        shown = {
+            "target": target.name,
+            "region": target.region or settings.region,
+            "account": target.account or "own",
+            "start_from": target.start_from or settings.start_from,
+            "origin": origin,
+        }
+        print(json.dumps(shown, ensure_ascii=False))
+    for problem in fleet.problems:
+        print(f"flink-alerts: {problem}", file=sys.stderr)
+    return 1 if fleet.problems else 0
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
@@ -121,14 +143,21 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     renderer = _renderer(settings)
     for receiver in settings.receivers:
         preview(receiver, renderer, _sample_batch(settings, receiver.name, None, test=False))
-    print(f"ok: {len(settings.targets)} targets, {len(settings.receivers)} receivers")
+    from .fleet.discovery import configured, scopes
+
+    found = scopes(settings)
+    accounts = len({scope.account for scope in found})
+    discovery = f", discovery in {len(found)} region(s) of {accounts} account(s)" if found else ""
+    print(
+        f"ok: {len(configured(settings))} targets{discovery}, {len(settings.receivers)} receivers"
+    )
     return 0
 
 
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     from .runner import make_source
 
-    target = _target(args.target)
+    target = _fleet_target(settings, args.target)
     source = make_source(settings, credentials=_credentials, deadline=time.monotonic() + 60)
     events = source.iter_events(target, limit=args.limit, deployment_id=args.deployment)
     for event in events:
@@ -184,6 +213,17 @@ def _target(name: str) -> Target:
     if not sep or not workspace or not namespace:
         raise ConfigError("--target", f"{name!r} must look like WORKSPACE/NAMESPACE")
     return Target(workspace, namespace)
+
+
+def _fleet_target(settings: Settings, name: str) -> Target:
+    """The target as resolved (its region and account), when the fleet knows it."""
+    from .checkpoint import open_store
+    from .fleet.resolve import resolve_fleet
+
+    wanted = _target(name)
+    store = open_store(settings.checkpoint, region=settings.region, credentials=_credentials)
+    known = resolve_fleet(settings, store, _credentials).targets
+    return next((target for target in known if target.name == wanted.name), wanted)
 
 
 def _renderer(settings: Settings) -> Any:

@@ -220,6 +220,9 @@ class Target:
     workspace: str
     namespace: str
     deployment_ids: tuple[str, ...] = ()
+    region: str = ""  # "": the configured `region`
+    account: str = ""  # the RAM role to assume (its ARN); "": the function's own account
+    start_from: str = ""  # "": the configured `start_from`; discovered targets start at latest
 
     @property
     def name(self) -> str:

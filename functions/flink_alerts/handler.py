@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import parse_location
+from .fleet.resolve import run_fleet
 from .function_compute import in_function_compute
 from .logs import setup_logging
-from .runner import make_run, select_targets
+from .runner import make_run
 from .settings import load_settings
 
 log = logging.getLogger("flink_alerts.handler")
@@ -69,6 +70,6 @@ def handle(event: Any, context: Any, started: float, default_config: Path) -> di
         return resolve_credentials(context)
 
     run = make_run(settings, credentials=credentials, deadline=deadline)
-    summary = run.run(select_targets(settings, parse_timer_event(event)))
+    summary = run_fleet(run, credentials, parse_timer_event(event))
     log.info("run done", extra={"fields": summary.to_dict()})
     return summary.to_dict()

@@ -88,8 +88,7 @@ class Summary:
         }
 
 
-def select_targets(settings: Settings, names: list[str] | None = None) -> list[Target]:
-    targets = [Target(t.workspace, t.namespace, tuple(t.deployment_ids)) for t in settings.targets]
+def select_targets(targets: list[Target], names: list[str] | None = None) -> list[Target]:
     if not names:
         return targets
     by_name = {target.name: target for target in targets}
@@ -97,6 +96,11 @@ def select_targets(settings: Settings, names: list[str] | None = None) -> list[T
     if unknown:
         raise ConfigError("targets", f"{unknown[0]!r} is not a configured WORKSPACE/NAMESPACE")
     return [by_name[name] for name in names]
+
+
+def start_from(target: Target, settings: Settings) -> str:
+    """Discovered targets start at `latest`; configured ones as configured."""
+    return target.start_from or settings.start_from
 
 
 def route(alerts: list[Alert], settings: Settings) -> list[tuple[str, Alert]]:
@@ -129,7 +133,6 @@ class Run:
         self.dry_run = dry_run
         self.out = out
         self.clock = clock
-        self.start = Start.parse(settings.start_from, parse_duration)
         self.limits = Limits(
             timedelta(seconds=settings.overlap_window),
             settings.page_size,
@@ -222,8 +225,10 @@ class Run:
             size = self.settings.page_size
             return lambda index: self.source.get_events_page(target, index, size, stream or None)
 
+        # Per target: a namespace discovered after the first run starts at `latest`.
+        start = Start.parse(start_from(target, self.settings), parse_duration)
         return ingest_target(
-            pages, target, checkpoint.stream, start=self.start, limits=self.limits, clock=self.clock
+            pages, target, checkpoint.stream, start=start, limits=self.limits, clock=self.clock
         )
 
     def _enrich(self, target: Target, alerts: list[Alert]) -> list[Alert]:
@@ -234,14 +239,15 @@ class Run:
         except ApiError as exc:  # names are a nicety; the alert matters more
             log.warning("cannot list deployments of %s: %s", target.name, exc)
             names = {}
-        return [self._enriched(alert, names) for alert in alerts]
+        region = target.region or self.settings.region
+        return [self._enriched(alert, names, region) for alert in alerts]
 
-    def _enriched(self, alert: Alert, names: dict[str, str]) -> Alert:
+    def _enriched(self, alert: Alert, names: dict[str, str], region: str) -> Alert:
         event = alert.event
         if not event.deployment_id:
             return alert
         url = self.settings.console_url.format(
-            region=self.settings.region,
+            region=region,
             workspace=event.workspace,
             namespace=event.namespace,
             deployment_id=event.deployment_id,
@@ -312,8 +318,10 @@ def make_source(
         from .sources import ReplaySource, replay_path
 
         return ReplaySource(replay_path(settings.source))
+    from .fleet.clients import Accounts, TargetClients
     from .flink.client import FlinkClient
 
-    return FlinkClient(
-        settings.api_endpoint, credentials(), timeout_s=settings.timeout_s, deadline=deadline
-    )
+    def client(endpoint: str, creds: Any) -> FlinkClient:
+        return FlinkClient(endpoint, creds, timeout_s=settings.timeout_s, deadline=deadline)
+
+    return TargetClients(settings, Accounts(settings, credentials()), client)

@@ -33,6 +33,15 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
+from .fleet.config import (
+    DEFAULT_FLINK_ENDPOINT,
+    AccountConfig,
+    DiscoverConfig,
+    TargetConfig,
+    check_endpoint,
+    endpoint_for,
+    targets_auto,
+)
 from .scrub import SCRUBBER
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -133,12 +142,6 @@ WebhookUrl = Annotated[SecretStr, AfterValidator(_check_url)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TargetConfig(_Strict):
-    workspace: str = Field(min_length=1)
-    namespace: str = Field(min_length=1)
-    deployment_ids: list[str] = []
 
 
 class DeliveryConfig(_Strict):
@@ -248,7 +251,10 @@ class Settings(BaseSettings):
     endpoint: str | None = None
     # `file://events.json` replays recorded GetEvents pages instead of calling the API.
     source: str | None = None
-    targets: list[TargetConfig] = []
+    targets: list[TargetConfig] = []  # `targets: auto` = `discover: {}`
+    discover: DiscoverConfig | None = None
+    accounts: list[AccountConfig] = []
+    sts_endpoint: str = "https://sts.aliyuncs.com"
     checkpoint: str = "file://./.flink-alerts"
     start_from: str = "latest"
     page_size: Count(1, 100) = 100
@@ -269,12 +275,8 @@ class Settings(BaseSettings):
     routes: list[RouteConfig] = []
     delivery: DeliveryConfig = DeliveryConfig()
 
-    @field_validator("endpoint")
-    @classmethod
-    def _check_endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
-            raise ValueError("must look like https://host[:port]")
-        return value.rstrip("/") if value else value
+    _auto = model_validator(mode="before")(targets_auto)
+    _endpoints = field_validator("endpoint", "sts_endpoint")(lambda value: check_endpoint(value))
 
     @field_validator("console_url")
     @classmethod
@@ -325,7 +327,7 @@ class Settings(BaseSettings):
 
     @property
     def api_endpoint(self) -> str:
-        return self.endpoint or f"https://ververica.{self.region}.aliyuncs.com"
+        return endpoint_for(self.endpoint or DEFAULT_FLINK_ENDPOINT, self.region)
 
     def receiver(self, name: str) -> Any:
         for receiver in self.receivers:

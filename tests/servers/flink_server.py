@@ -125,6 +125,8 @@ class FlinkServer:
     """Threaded HTTP server on 127.0.0.1 (ephemeral port). Thread-safe; every knob may be
     changed while it runs."""
 
+    version = VERSION
+
     def __init__(
         self,
         *,
@@ -163,6 +165,7 @@ class FlinkServer:
         self._faults: deque[Fault] = deque()
         self._counts: Counter[str] = Counter()
         self._nonces: set[str] = set()
+        self._accepted: dict[str, Credentials] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -353,13 +356,11 @@ class FlinkServer:
         auth = signer.parse_authorization(headers.get("authorization", ""))
         if auth is None:
             raise GatewayError(400, "IncompleteSignature", "The Authorization header is invalid.")
-        if auth["Credential"] != self.access_key_id:
-            raise GatewayError(
-                404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
-            )
-        self._check_token(headers)
+        caller = self.known_credentials(auth["Credential"])
+        self._check_token(headers, caller.security_token)
         signed = auth["SignedHeaders"].split(";")
-        missing = (_REQUIRED_SIGNED | self._token_header()) - set(signed)
+        token_header = {"x-acs-security-token"} if caller.security_token else set()
+        missing = (_REQUIRED_SIGNED | token_header) - set(signed)
         if missing or any(name not in headers for name in signed):
             raise GatewayError(400, "IncompleteSignature", f"Unsigned headers: {sorted(missing)}")
         self._check_date(headers["x-acs-date"])
@@ -368,7 +369,7 @@ class FlinkServer:
         canonical = signer.canonical_request(
             method, canonical_path, query, {name: headers[name] for name in signed}, _sha(body)
         )
-        expected = signer.signature(self.access_key_secret, canonical)
+        expected = signer.signature(caller.access_key_secret, canonical)
         if not hmac.compare_digest(expected, auth["Signature"]):
             raise GatewayError(
                 400, "SignatureDoesNotMatch", "Specified signature does not match our calculation."
@@ -376,14 +377,25 @@ class FlinkServer:
         self._check_nonce(headers["x-acs-signature-nonce"])
         self._check_action(action, headers)
 
-    def _token_header(self) -> set[str]:
-        return {"x-acs-security-token"} if self.security_token else set()
+    def accept(self, credentials: Credentials) -> None:
+        """Accept these credentials too (e.g. those an STS server issues for another account)."""
+        with self._lock:
+            self._accepted[credentials.access_key_id] = credentials
 
-    def _check_token(self, headers: dict[str, str]) -> None:
+    def known_credentials(self, access_key_id: str) -> Credentials:
+        with self._lock:
+            accepted = {self.access_key_id: self.credentials, **self._accepted}
+        if access_key_id not in accepted:
+            raise GatewayError(
+                404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
+            )
+        return accepted[access_key_id]
+
+    def _check_token(self, headers: dict[str, str], expected: str | None) -> None:
         token = headers.get("x-acs-security-token")
-        if self.security_token and not token:
+        if expected and not token:
             raise GatewayError(400, "MissingSecurityToken", "SecurityToken is mandatory.")
-        if self.security_token and not hmac.compare_digest(token or "", self.security_token):
+        if expected and not hmac.compare_digest(token or "", expected):
             raise GatewayError(
                 400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken is invalid."
             )
@@ -414,7 +426,7 @@ class FlinkServer:
             self._nonces.add(nonce)
 
     def _check_action(self, action: str, headers: dict[str, str]) -> None:
-        if headers.get("x-acs-version") != VERSION:
+        if headers.get("x-acs-version") != self.version:
             raise GatewayError(400, "InvalidVersion", "Specified API version is not valid.")
         if action == "Unknown" or headers.get("x-acs-action") != action:
             raise GatewayError(404, "InvalidAction.NotFound", "Specified api is not found.")

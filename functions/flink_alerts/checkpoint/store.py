@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -212,3 +213,36 @@ def _valid_lease(lease: Any) -> bool:
 def _body(checkpoint: dict[str, Any], lease: dict[str, str] | None) -> bytes:
     record = {"lease": lease, "checkpoint": checkpoint}
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class NamedRecord:
+    """A JSON document of its own beside the targets' records (e.g. the discovered fleet), saved
+    with the same compare-and-swap. Its name has no `/`, so it never meets a target's key.
+    Meant for caches: an unreadable record reads as missing and the next update replaces it."""
+
+    def __init__(self, backend: Backend, name: str) -> None:
+        self.backend = backend
+        self.key = quote(name, safe="")
+
+    def load(self) -> dict[str, Any] | None:
+        return self._parse(self.backend.load(self.key))
+
+    def update(self, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> bool:
+        """Save `change(current)`; on a concurrent save, apply it again to the newer record.
+        False when others kept winning (the record stays as they left it)."""
+        for _ in range(3):
+            stored = self.backend.load(self.key)
+            body = json.dumps(
+                change(self._parse(stored)), ensure_ascii=False, separators=(",", ":")
+            )
+            if self.backend.save(self.key, body.encode(), stored.version if stored else None):
+                return True
+        return False
+
+    @staticmethod
+    def _parse(stored: Stored | None) -> dict[str, Any] | None:
+        try:
+            record = json.loads(stored.body) if stored else None
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return record if isinstance(record, dict) else None
