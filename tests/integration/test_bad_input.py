@@ -100,6 +100,8 @@ def test_invalid_json_in_a_variable_names_it(tmp_path, capsys, monkeypatch, name
         ("start_from: 1000000d\n", "start_from", "from 0s to 365d"),
         ("delivery: {max_attempts: 1e400}\n", "delivery.max_attempts", "from 1 to 1000"),
         ("delivery: {max_age: " + "9" * 5000 + "}\n", "delivery.max_age", "from 0s to 30d"),
+        ("discover: {refresh: .inf}\n", "discover.refresh", "finite number"),
+        ("discover: {refresh: 1000000000000d}\n", "discover.refresh", "less than or equal to"),
     ],
 )
 def test_out_of_range_numbers_name_the_key_and_the_range(tmp_path, capsys, text, key, allowed):
