@@ -131,7 +131,9 @@ class Chaos:
     def chaotic_minute(self) -> None:
         self._new_failures()
         if self.rng.random() < THROTTLE_RATE:
-            self.flink.inject("throttle", times=self.rng.randint(1, 2), action="GetEvents")
+            status = self.rng.choice([400, 429])  # Throttling.User as a 400 or a 429
+            times = self.rng.randint(1, 2)
+            self.flink.inject("throttle", times=times, status=status, action="GetEvents")
         count = 2 if self.rng.random() < OVERLAP_RATE else 1
         self.report.overlaps += count - 1
         processes = [self._start() for _ in range(count)]

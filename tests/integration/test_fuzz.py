@@ -123,6 +123,19 @@ def receiver_strategy() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+discover_strategy = st.fixed_dictionaries(
+    {},
+    optional={
+        "regions": mostly(st.just(["cn-hangzhou"])),
+        "include": mostly(st.just(["prod-*"])),
+        "refresh": duration,
+        "endpoint": mostly(st.just("http://127.0.0.1:9")),
+    },
+)
+account_strategy = st.fixed_dictionaries(
+    {"role_arn": mostly(st.just("acs:ram::1234567890:role/flink-alerts"))},
+    optional={"discover": mostly(discover_strategy), "session_name": wild, "targets": wild},
+)
 config_strategy = st.fixed_dictionaries(
     {},
     optional={
@@ -159,6 +172,8 @@ config_strategy = st.fixed_dictionaries(
             },
         ),
         "unknown_key": wild,
+        "discover": mostly(discover_strategy),
+        "accounts": st.lists(account_strategy, max_size=2),
     },
 )
 
@@ -220,9 +235,9 @@ def test_fuzzed_configs_through_check(config):
 def test_fuzzed_configs_through_run(config, flink):
     def config_in(folder: str) -> dict[str, Any]:
         target = {"workspace": flink.workspace, "namespace": flink.namespace}
-        # The API under test, not a replay file.
+        # The API under test: no replay file, no discovery (that would call STS and foasconsole).
         return {
-            **{key: value for key, value in config.items() if key != "source"},
+            **{k: v for k, v in config.items() if k not in ("source", "discover", "accounts")},
             "endpoint": flink.url,
             "checkpoint": f"file://{folder}/cp",
             "targets": [target],
