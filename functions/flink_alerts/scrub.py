@@ -17,8 +17,9 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from pydantic import BaseModel, SecretStr
 
 MASK = "***"
-# Shorter values would mask ordinary text everywhere; they are too short to be real secrets.
-MIN_SECRET_CHARS = 4
+# Shorter values would mask ordinary text everywhere (a header value `false` would break the
+# summary's JSON); they are too short to be real secrets.
+MIN_SECRET_CHARS = 6
 # A path segment this long in a webhook URL is a token (Slack's T/B/XXXX, Feishu's hook id).
 TOKEN_SEGMENT_CHARS = 16
 _SIGNATURES = re.compile(r"\b(Signature|signature|sign|access_token)=[^\s&,;\"']+")
@@ -44,9 +45,15 @@ def variants(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
 
 
+def longest_first(secrets: Iterable[str | None]) -> tuple[str, ...]:
+    """Maskable secrets, longest first, so that no piece of a longer one survives a shorter one."""
+    found = {secret for secret in secrets if secret and len(secret) >= MIN_SECRET_CHARS}
+    return tuple(sorted(found, key=len, reverse=True))
+
+
 def mask(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret in `text` (longest first, so no piece of one survives) with `***`."""
-    for secret in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_CHARS}, key=len)[::-1]:
+    """Replace every secret in `text` with `***`."""
+    for secret in longest_first(secrets):
         text = text.replace(secret, MASK)
     return text
 
@@ -57,6 +64,7 @@ class Scrubber:
     def __init__(self) -> None:
         self._configured: frozenset[str] = frozenset()
         self._credentials: frozenset[str] = frozenset()
+        self._ordered: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
     def configure(self, settings: BaseModel) -> None:
@@ -64,15 +72,18 @@ class Scrubber:
         found = {form for secret in secrets_of(settings) for form in variants(secret)}
         with self._lock:
             self._configured = frozenset(found)
+            self._ordered = longest_first(self._configured | self._credentials)
 
     def remember(self, *secrets: str | None) -> None:
         """Add credentials (AccessKey secret, STS token); they stay known for the process."""
         found = {form for secret in secrets if secret for form in variants(secret)}
         with self._lock:
             self._credentials |= found
+            self._ordered = longest_first(self._configured | self._credentials)
 
     def __call__(self, text: str) -> str:
-        text = mask(text, self._configured | self._credentials)
+        for secret in self._ordered:
+            text = text.replace(secret, MASK)
         return _SIGNATURES.sub(lambda match: f"{match.group(1)}={MASK}", text)
 
 

@@ -72,3 +72,12 @@ def test_url_secrets_are_the_token_parts_not_the_host_or_short_paths():
     parts = url_secrets(f"https://oapi.dingtalk.com/robot/send?access_token={DING_TOKEN}")
     assert DING_TOKEN in parts and "/robot/send" not in parts and "oapi.dingtalk.com" not in parts
     assert SLACK_TOKEN in url_secrets(f"https://hooks.slack.com/services/T0/B0/{SLACK_TOKEN}")
+
+
+def test_short_values_are_not_masked_so_the_summary_stays_json():
+    scrubber = Scrubber()
+    headers = {"X-Debug": "false", "X-Id": "12345"}
+    hook = {"name": "h", "type": "webhook", "url": "https://example.com/in", "headers": headers}
+    scrubber.configure(Settings(receivers=[hook]))
+    line = '{"sent": 12345, "dry_run": false}'
+    assert json.loads(scrubber(line)) == {"sent": 12345, "dry_run": False}
