@@ -137,9 +137,9 @@ def cmd_targets(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     from .channels import preview
     from .checkpoint import parse_location
+    from .function_compute import in_function_compute
 
-    parse_location(settings.checkpoint, region=settings.region)
-
+    parse_location(settings.checkpoint, region=settings.region, in_fc=in_function_compute())
     renderer = _renderer(settings)
     for receiver in settings.receivers:
         preview(receiver, renderer, _sample_batch(settings, receiver.name, None, test=False))

@@ -17,16 +17,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jinja2
 from markupsafe import Markup
 from markupsafe import escape as html_escape
 
 from .errors import ConfigError
 from .events import Alert, Batch, FlinkEvent, Target
+
+if TYPE_CHECKING:
+    import jinja2
+
+# jinja2 is imported only when something renders: a run without alerts never pays for it.
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 SAMPLE_EVENTS = Path(__file__).parent / "samples" / "sample_events.json"
@@ -89,6 +93,8 @@ def escape_text(text: str) -> str:
 
 
 def _finalizer(mode: str) -> Callable[[Any], Any]:
+    import jinja2
+
     def as_text(value: Any) -> str:
         return "" if value is None else str(value)
 
@@ -131,6 +137,14 @@ def clip_bytes(text: Any, limit: int, marker: str = "…") -> str:
         return text
     room = max(limit - len(marker.encode("utf-8")), 0)
     return data[:room].decode("utf-8", errors="ignore").rstrip() + marker
+
+
+def excerpt(text: Any, max_lines: int, max_chars: int) -> str:
+    """The first `max_lines` lines (at most `max_chars`), then how many lines were left out."""
+    lines = str(text).splitlines()
+    rest = len(lines) - max_lines
+    head = clip("\n".join(lines[:max_lines]), max_chars)
+    return head + (f"\n… {plural(rest, 'more line')}" if rest > 0 else "")
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
@@ -184,17 +198,13 @@ def slack_link(text: Any, url: Any) -> Markup:
 # --- the renderer -------------------------------------------------------------------------------
 
 
-class _PathLoader(jinja2.BaseLoader):
-    """Loads a template given as a file path (a receiver's `template: ./my.md.j2`)."""
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str, Callable[[], bool]]:
-        path = Path(template)
-        if not path.is_file():
-            raise jinja2.TemplateNotFound(template)
-        mtime = path.stat().st_mtime
-        return path.read_text(encoding="utf-8"), str(path), lambda: path.stat().st_mtime == mtime
+def _load_path(template: str) -> tuple[str, str, Callable[[], bool]] | None:
+    """A template given as a file path (a receiver's `template: ./my.md.j2`)."""
+    path = Path(template)
+    if not path.is_file():
+        return None
+    mtime = path.stat().st_mtime
+    return path.read_text(encoding="utf-8"), str(path), lambda: path.stat().st_mtime == mtime
 
 
 class Renderer:
@@ -205,10 +215,6 @@ class Renderer:
             raise ConfigError("timezone", f"unknown time zone {timezone!r}") from None
         self.timezone = timezone
         self.templates_dir = templates_dir
-        search = [templates_dir] if templates_dir else []
-        self._loader = jinja2.ChoiceLoader(
-            [jinja2.FileSystemLoader([*search, str(PACKAGE_TEMPLATES)]), _PathLoader()]
-        )
         self._envs: dict[str, jinja2.Environment] = {}
 
     # -- templates --
@@ -217,8 +223,17 @@ class Renderer:
         if escape not in ESCAPES:
             raise ValueError(f"unknown escape mode {escape!r} (one of {', '.join(ESCAPES)})")
         if escape not in self._envs:
+            import jinja2
+
+            search = [self.templates_dir] if self.templates_dir else []
+            loader = jinja2.ChoiceLoader(
+                [
+                    jinja2.FileSystemLoader([*search, str(PACKAGE_TEMPLATES)]),
+                    jinja2.FunctionLoader(_load_path),
+                ]
+            )
             env = jinja2.Environment(
-                loader=self._loader,
+                loader=loader,
                 autoescape=True,
                 finalize=_finalizer(escape),
                 undefined=jinja2.StrictUndefined,
@@ -249,6 +264,8 @@ class Renderer:
         self, template: str, context: dict[str, Any], *, escape: str, block: str | None = None
     ) -> str:
         """Render a template (a name on the search path or a file path), or one of its blocks."""
+        import jinja2
+
         compiled = self._load(template, escape)
         try:
             if block is None:
@@ -284,6 +301,8 @@ class Renderer:
         return self.render(default, context, escape=escape, block=block).strip()
 
     def _load(self, template: str, escape: str) -> jinja2.Template:
+        import jinja2
+
         try:
             return self.environment(escape).get_template(template)
         except jinja2.TemplateNotFound as exc:
@@ -303,9 +322,18 @@ class Renderer:
             return value.isoformat()
         return f"{local.strftime(fmt)} {_offset_label(local.utcoffset())}"
 
-    def context_for(self, batch: Batch, *, max_message_chars: int = 10_000) -> dict[str, Any]:
-        """Alertmanager-like template data. Event messages are cut to `max_message_chars`."""
-        alerts = [self._alert_context(alert, max_message_chars) for alert in batch.alerts]
+    def context_for(
+        self,
+        batch: Batch,
+        *,
+        max_message_chars: int = 10_000,
+        max_message_lines: int | None = None,
+        alerts: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Alertmanager-like template data. Event messages are cut to `max_message_chars` (and
+        `max_message_lines`). `alerts` are the batch's alert contexts when already built."""
+        if alerts is None:
+            alerts = self.alert_contexts(batch.alerts, max_message_chars, max_message_lines)
         shown = len(alerts)
         total = shown + batch.omitted
         return {
@@ -334,10 +362,23 @@ class Renderer:
             "timezone": self.timezone,
         }
 
-    def _alert_context(self, alert: Alert, max_message_chars: int) -> dict[str, Any]:
+    def alert_contexts(
+        self,
+        alerts: Iterable[Alert],
+        max_message_chars: int = 10_000,
+        max_message_lines: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return [self._alert_context(a, max_message_chars, max_message_lines) for a in alerts]
+
+    def _alert_context(
+        self, alert: Alert, max_message_chars: int, max_message_lines: int | None
+    ) -> dict[str, Any]:
         event = alert.event
         summary = stack_summary(event.message)
-        message = clip(event.message, max_message_chars)
+        if max_message_lines is None:
+            message = clip(event.message, max_message_chars)
+        else:
+            message = excerpt(event.message, max_message_lines, max_message_chars)
         return {
             "key": alert.key,
             "event_id": event.event_id,

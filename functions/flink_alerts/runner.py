@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import rules
 from .channels.base import Channel
@@ -29,8 +29,12 @@ from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError
 from .events import Alert, EventsPage, Target
 from .ingest import Ingested, Limits, Start, ingest_target
 from .scrub import scrub
+from .self_monitoring import make_after_run, oldest_parked
 from .settings import Settings, parse_duration, parse_rate
 from .sources import EventSource
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("flink_alerts.run")
 LEASE_MARGIN_S = 30.0
@@ -62,6 +66,7 @@ class TargetResult(Counts):
     skipped: bool = False
     error: str = ""
     duration_ms: int = 0
+    oldest_parked: dict[str, str] = field(default_factory=dict)  # receiver -> queued at (ISO)
 
 
 @dataclass
@@ -113,6 +118,9 @@ def route(alerts: list[Alert], settings: Settings) -> list[tuple[str, Alert]]:
 
 
 class Run:
+    # Called with (target results, run ok) after a real run: self-monitoring and heartbeat.
+    after_run: Callable[[list[TargetResult], bool], None] | None = None
+
     def __init__(
         self,
         settings: Settings,
@@ -147,8 +155,11 @@ class Run:
     def run(self, targets: list[Target]) -> Summary:
         started = time.monotonic()
         workers = max(1, min(self.settings.concurrency, len(targets)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
-            results = list(pool.map(self.run_target, targets))
+        if workers == 1:  # no thread to start for one target (a warm run's usual case)
+            results = [self.run_target(target) for target in targets]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
+                results = list(pool.map(self.run_target, targets))
         summary = Summary(
             targets=len(targets), api_calls=self.source.api_calls, dry_run=self.dry_run
         )
@@ -158,6 +169,8 @@ class Run:
             if result.error:
                 summary.errors.append(scrub(f"{result.target}: {result.error}"))
         summary.duration_ms = int((time.monotonic() - started) * 1000)
+        if self.after_run is not None and not self.dry_run:
+            self.after_run(results, summary.ok)
         return summary
 
     def run_target(self, target: Target) -> TargetResult:
@@ -188,6 +201,7 @@ class Run:
             return
         if not checkpoint.due(now):
             result.pending = len(checkpoint.outbox)
+            result.oldest_parked = oldest_parked(checkpoint.outbox)
             if changed:  # new events but nothing to send now: one write, no lease needed
                 self.store.commit(snapshot)
             return
@@ -269,6 +283,7 @@ class Run:
     def _count(result: TargetResult, stats: DeliveryStats, checkpoint: Checkpoint) -> None:
         result.sent, result.failed, result.dropped = stats.sent, stats.failed, stats.dropped
         result.pending = len(checkpoint.outbox)
+        result.oldest_parked = oldest_parked(checkpoint.outbox)
 
 
 def rate_limits(settings: Settings, channels: dict[str, Channel]) -> dict[str, tuple[int, float]]:
@@ -282,6 +297,48 @@ def rate_limits(settings: Settings, channels: dict[str, Channel]) -> dict[str, t
     return limits
 
 
+class Wiring:
+    """What runs of the same settings can share, so that a warm FC instance keeps it between
+    invocations: the renderer (compiled templates), the channels, the HTTP session (keep-alive)
+    and the checkpoint store (rebuilt when the credentials it was opened with change)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from .channels import make_channel
+        from .flink.client import new_session
+        from .render import Renderer
+
+        self.settings = settings
+        self.renderer = Renderer(settings.templates_dir, settings.timezone)
+        self.channels = {
+            receiver.name: make_channel(receiver, self.renderer, settings.delivery.timeout_s)
+            for receiver in settings.receivers
+        }
+        self.session = new_session()
+        self._store: tuple[Any, CheckpointStore] | None = None
+
+    def store(self, credentials: Callable[[], Any]) -> CheckpointStore:
+        """The store's backend (its client and connections) is kept; each run gets a store of
+        its own, so its lease owner is its own."""
+        from .checkpoint import open_store, parse_location
+
+        settings = self.settings
+        local = parse_location(settings.checkpoint, region=settings.region).scheme == "file"
+        # Cloud stores sign with the credentials (STS tokens expire): reopen when they change.
+        opened_with = None if local else credentials()
+        if self._store is None or self._store[0] != opened_with:
+            store = open_store(
+                settings.checkpoint, region=settings.region, credentials=lambda: opened_with
+            )
+            self._store = (opened_with, store)
+        kept = self._store[1]
+        return CheckpointStore(kept.backend, local=kept.local)
+
+    def source(self, credentials: Callable[[], Any], deadline: float) -> EventSource:
+        return make_source(
+            self.settings, credentials=credentials, deadline=deadline, session=self.session
+        )
+
+
 def make_run(
     settings: Settings,
     *,
@@ -289,30 +346,32 @@ def make_run(
     deadline: float,
     dry_run: bool = False,
     out: TextIO | None = None,
+    wiring: Wiring | None = None,
 ) -> Run:
-    """Wire the run from configuration. `credentials` is called only if something needs the cloud."""
-    from .channels import make_channel
-    from .checkpoint import open_store
-    from .render import Renderer
-
-    renderer = Renderer(settings.templates_dir, settings.timezone)
-    channels = {
-        receiver.name: make_channel(receiver, renderer, settings.delivery.timeout_s)
-        for receiver in settings.receivers
-    }
-    return Run(
+    """Wire the run from configuration. `credentials` is called only if something needs the cloud.
+    `wiring` (built from the same settings) is reused instead of building the parts anew."""
+    wiring = wiring or Wiring(settings)
+    source = wiring.source(credentials, deadline)
+    store = wiring.store(credentials)
+    run = Run(
         settings,
-        source=make_source(settings, credentials=credentials, deadline=deadline),
-        store=open_store(settings.checkpoint, region=settings.region, credentials=credentials),
-        channels=channels,
+        source=source,
+        store=store,
+        channels=wiring.channels,
         deadline=deadline,
         dry_run=dry_run,
         out=out,
     )
+    run.after_run = make_after_run(settings, store.backend, wiring.renderer)
+    return run
 
 
 def make_source(
-    settings: Settings, *, credentials: Callable[[], Any], deadline: float
+    settings: Settings,
+    *,
+    credentials: Callable[[], Any],
+    deadline: float,
+    session: requests.Session | None = None,
 ) -> EventSource:
     if settings.source:
         from .sources import ReplaySource, replay_path
@@ -322,6 +381,8 @@ def make_source(
     from .flink.client import FlinkClient
 
     def client(endpoint: str, creds: Any) -> FlinkClient:
-        return FlinkClient(endpoint, creds, timeout_s=settings.timeout_s, deadline=deadline)
+        return FlinkClient(
+            endpoint, creds, timeout_s=settings.timeout_s, deadline=deadline, session=session
+        )
 
     return TargetClients(settings, Accounts(settings, credentials()), client)

@@ -5,12 +5,13 @@ Every mistake becomes a ConfigError naming the key path (`receivers[1].webhook: 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -25,12 +26,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
-)
 
 from .errors import ConfigError
 from .fleet.config import (
@@ -43,6 +38,11 @@ from .fleet.config import (
     targets_auto,
 )
 from .scrub import SCRUBBER
+
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+ENV_PREFIX = "FLINK_ALERTS_"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -230,6 +230,30 @@ ReceiverConfig = Annotated[
 ]
 
 
+# --- operating the bridge: fan-out, self-monitoring, heartbeat (README "Deployment") ---------
+
+
+class FanoutConfig(_Strict):
+    """A dispatcher run (timer payload `{"dispatch": true}`) invokes the worker once per shard."""
+
+    shards: Count(1, 1000)
+    # The worker function; default: the function running the dispatcher ($FC_FUNCTION_NAME).
+    function: str | None = None
+    # FC 3.0 API endpoint; default https://$FC_ACCOUNT_ID.{region}.fc.aliyuncs.com.
+    endpoint: str | None = Field(None, pattern=r"^https?://[^/\s]+/?$")
+
+
+class SelfAlertsConfig(_Strict):
+    """ "bridge degraded" / "recovered" notices, sent straight to one receiver."""
+
+    receiver: str = Field(min_length=1)
+    failed_runs: Count(1, 1000) = 3  # consecutive failed runs of a target
+    parked_longer_than: Seconds(0, 7 * DAY) = 900.0  # oldest alert parked for a receiver
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 def parse_rate(text: str) -> tuple[int, float]:
     """`20/min` -> (20, 60.0): at most `count` messages per `period` seconds."""
     count, _, period = text.partition("/")
@@ -244,8 +268,12 @@ def parse_rate(text: str) -> tuple[int, float]:
     return int(value), seconds
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FLINK_ALERTS_", extra="forbid", frozen=True)
+class Settings(BaseModel):
+    """The configuration. `FLINK_ALERTS_<KEY>` variables override the file's top-level keys: see
+    `validate_settings` (pydantic-settings is imported only when such a variable is set)."""
+
+    # validate_default as in pydantic-settings, so both ways of building give the same values.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     region: str = Field(default_factory=lambda: os.environ.get("FC_REGION") or "cn-hangzhou")
     endpoint: str | None = None
@@ -274,6 +302,11 @@ class Settings(BaseSettings):
     receivers: list[ReceiverConfig] = []
     routes: list[RouteConfig] = []
     delivery: DeliveryConfig = DeliveryConfig()
+    fanout: FanoutConfig | None = None
+    self_alerts: SelfAlertsConfig | None = None
+    # A dead-man's switch called after every successful run; the URL is a secret (never logged).
+    heartbeat_url: SecretStr | None = None
+    heartbeat_method: Literal["GET", "POST"] = "GET"
 
     _auto = model_validator(mode="before")(targets_auto)
     _endpoints = field_validator("endpoint", "sts_endpoint")(lambda value: check_endpoint(value))
@@ -323,6 +356,10 @@ class Settings(BaseSettings):
             for name in route.receivers:
                 if name not in names:
                     raise ValueError(f"routes[{index}].receivers: unknown receiver {name!r}")
+        if self.self_alerts and self.self_alerts.receiver not in names:
+            raise ValueError(
+                f"self_alerts.receiver: unknown receiver {self.self_alerts.receiver!r}"
+            )
         return self
 
     @property
@@ -335,17 +372,36 @@ class Settings(BaseSettings):
                 return receiver
         raise ConfigError("receivers", f"no receiver named {name!r}")
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment variables override the YAML file (which arrives as init kwargs).
-        return env_settings, init_settings
+
+def validate_settings(raw: dict[str, Any], environ: dict[str, str]) -> Settings:
+    """Settings from the file's keys; environment variables named after a key override it."""
+    keys = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+    if not any(name.upper() in keys for name in environ):
+        return Settings(**raw)
+    return _settings_with_env()(**raw)
+
+
+@functools.cache
+def _settings_with_env() -> type[Settings]:
+    """Settings read through pydantic-settings' environment source (it costs ~30 ms to import)."""
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class EnvSettings(Settings, BaseSettings):
+        model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            # Environment variables override the YAML file (which arrives as init kwargs).
+            return env_settings, init_settings
+
+    return EnvSettings
 
 
 def expand_env(value: Any, environ: dict[str, str], path: str = "") -> Any:
@@ -395,15 +451,17 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read, expand and validate the configuration; raises ConfigError with the key path."""
     path = path or os.environ.get("FLINK_ALERTS_CONFIG")
     raw = read_yaml(Path(path)) if path else {}
-    raw = expand_env(raw, dict(os.environ))
+    environ = dict(os.environ)
+    raw = expand_env(raw, environ)
     try:
-        settings = Settings(**raw)
+        settings = validate_settings(raw, environ)
     except ValidationError as exc:
         raise _config_error(exc) from None
-    except SettingsError as exc:  # a FLINK_ALERTS_<KEY> variable that is not JSON
-        field = re.search(r'field "(\w+)"', str(exc))
-        variable = f"FLINK_ALERTS_{field.group(1).upper()}" if field else "FLINK_ALERTS_*"
-        raise ConfigError(variable, "not valid JSON") from None
+    except ValueError as exc:  # pydantic-settings' SettingsError: a FLINK_ALERTS_<KEY> not JSON
+        field = re.search(r'error parsing value for field "(\w+)"', str(exc))
+        if not field:
+            raise
+        raise ConfigError(f"{ENV_PREFIX}{field.group(1)}".upper(), "not valid JSON") from None
     SCRUBBER.configure(settings)
     return settings
 

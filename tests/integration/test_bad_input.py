@@ -100,6 +100,12 @@ def test_invalid_json_in_a_variable_names_it(tmp_path, capsys, monkeypatch, name
         ("start_from: 1000000d\n", "start_from", "from 0s to 365d"),
         ("delivery: {max_attempts: 1e400}\n", "delivery.max_attempts", "from 1 to 1000"),
         ("delivery: {max_age: " + "9" * 5000 + "}\n", "delivery.max_age", "from 0s to 30d"),
+        ("fanout: {shards: " + "9" * 5000 + "}\n", "fanout.shards", "from 1 to 1000"),
+        (
+            "self_alerts: {receiver: r, parked_longer_than: 1000000d}\n",
+            "self_alerts.parked_longer_than",
+            "from 0s to 7d",
+        ),
         ("discover: {refresh: .inf}\n", "discover.refresh", "finite number"),
         ("discover: {refresh: 1000000000000d}\n", "discover.refresh", "less than or equal to"),
     ],

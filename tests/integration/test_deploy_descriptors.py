@@ -122,6 +122,8 @@ def test_template_grants_least_privilege_by_configuration(template):
         "UseTablestore": {"ots:GetRow", "ots:PutRow"},
         "UseLogs": {"log:PostLogStoreLogs"},
         "UseFanOut": {"fc:InvokeFunction"},
+        "UseDiscovery": {"stream:DescribeInstances", "stream:DescribeNamespaces"},
+        "UseAccounts": {"sts:AssumeRole"},
     }
     trust = template["Resources"]["Role"]["Properties"]["AssumeRolePolicyDocument"]
     assert trust["Statement"] == [

@@ -155,6 +155,8 @@ class FlinkServer:
         self.clock_offset_s = 0.0  # the server's clock runs this much ahead of ours
         self.total_size_offset = 0  # a totalSize that disagrees with the data
         self.lowercase_errors = lowercase_errors
+        # Every answer waits this long first, like a remote API (benchmarks of many targets).
+        self.latency_s = 0.0
         self.denied_actions: set[str] = set()
         # Called as on_request(action, query) before a page is computed, e.g. to insert events
         # between two page requests of one fetch.
@@ -166,6 +168,9 @@ class FlinkServer:
         self._counts: Counter[str] = Counter()
         self._nonces: set[str] = set()
         self._accepted: dict[str, Credentials] = {}
+        # Sorted GetEvents listings, kept until the events change: paging through a 100,000-event
+        # history would otherwise sort it again for every page.
+        self._listings: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -215,6 +220,7 @@ class FlinkServer:
                 if isinstance(item["createdAt"], datetime):
                     item["createdAt"] = ms_of(item["createdAt"])
                 self._events.append(item)
+            self._listings.clear()
 
     def generate(
         self,
@@ -278,6 +284,7 @@ class FlinkServer:
         with self._lock:
             self._events.sort(key=_sort_key)
             del self._events[:count]
+            self._listings.clear()
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -330,6 +337,8 @@ class FlinkServer:
         with self._lock:
             self._counts[action] += 1
             self.received.append(Received(action, method, parts.path, query, dict(headers)))
+        if self.latency_s:
+            self._stopping.wait(self.latency_s)
         try:
             self._authenticate(method, parts.path, query, headers, body, action)
             self._authorize(action, headers, namespace)
@@ -529,9 +538,13 @@ class FlinkServer:
         self, action: str, namespace: str, workspace: str, query: dict[str, str]
     ) -> list[dict[str, Any]]:
         if action == "GetEvents":
-            return self._sorted(
-                [e for e in self._events if _matches(e, workspace, namespace, query)]
-            )
+            filters = (query.get("deploymentId"), query.get("deploymentName"))
+            key = (workspace, namespace, *filters, self.order)
+            if key not in self._listings:
+                self._listings[key] = self._sorted(
+                    [e for e in self._events if _matches(e, workspace, namespace, query)]
+                )
+            return self._listings[key]
         return [
             {k: v for k, v in d.items() if k not in ("namespace", "workspace")}
             for d in self._deployments

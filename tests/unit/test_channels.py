@@ -7,10 +7,12 @@ import re
 from email import message_from_bytes, policy
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from flink_alerts.channels import make_channel, preview
-from flink_alerts.channels.base import fit_alerts
+from flink_alerts.channels.base import FILL, fewer_alerts
 from flink_alerts.channels.dingtalk import sign as dingtalk_sign
 from flink_alerts.channels.feishu import sign as feishu_sign
 from flink_alerts.channels.http import json_body, mask_url, scrub, url_secrets
@@ -345,11 +347,59 @@ def test_mask_url_and_url_secrets():
     assert scrub(f"bad {hook} and {TOKEN}", url_secrets(hook)) == "bad *** and ***"
 
 
-def test_fit_alerts_finds_the_largest_count():
-    payload, shown = fit_alerts(100, lambda n: n, lambda n: n <= 37)
-    assert (payload, shown) == (37, 37)
-    assert fit_alerts(5, lambda n: n, lambda n: True) == (5, 5)
-    assert fit_alerts(5, lambda n: n, lambda n: False) == (0, 0)
+@given(
+    fixed=st.floats(0.0, 0.5),
+    per_alert=st.floats(0.001, 1.0),
+    shown=st.integers(1, 1_000),
+)
+def test_fewer_alerts_solves_a_linear_size_from_two_measures(fixed, per_alert, shown):
+    def load(count: int) -> float:
+        return fixed + per_alert * count
+
+    first = fewer_alerts([(shown, load(shown))])
+    assert 0 <= first < shown
+    if load(first) <= 1.0 or first == 0:
+        return
+    second = fewer_alerts([(shown, load(shown)), (first, load(first))])
+    assert 0 <= second < first
+    assert load(second) <= FILL + 1e-9 or second == 0
+
+
+def test_fewer_alerts_from_one_measure_is_proportional():
+    assert fewer_alerts([(50, 5.0)]) == int(50 * FILL / 5.0)
+    assert fewer_alerts([(1, 3.0)]) == 0
+
+
+class CountingDingTalk(make_channel(RECEIVERS["dingtalk"], Renderer()).__class__):
+    renders = 0
+
+    def payload(self, context):
+        self.renders += 1
+        return super().payload(context)
+
+
+def test_500_alerts_with_10_kb_traces_take_at_most_two_renders(renderer):
+    channel = CountingDingTalk(RECEIVERS["dingtalk"], renderer)
+    payload = channel.build(make_batch(500, long_message(10_000)))[0].payload
+    assert channel.renders <= 2
+    assert len(json_body(payload)) <= 20_000
+    text = payload["markdown"]["text"]
+    shown = len(re.findall(r"^### ", text, flags=re.M))
+    assert shown >= 5 and f"and {500 - shown} more events" in text
+    assert len(json_body(payload)) > 20_000 * 0.6  # the estimate does not waste the room
+
+
+@pytest.mark.parametrize("count", [1, 40, 500])
+def test_email_parts_stay_small_whatever_the_batch(count, renderer):
+    msg = build_one("email", make_batch(count, long_message(10_000)), renderer).payload
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    assert len(html.encode()) <= 100_000 and len(text.encode()) <= 50_000
+    assert "deployment-0" in html and "more line" in html and "more line" in text
+    shown = len(re.findall(r'<div class="d">deployment-\d+</div>', html))
+    assert shown >= min(count, 20)
+    if shown < count:
+        assert f"and {count - shown} more events" in html and html.rstrip().endswith("</html>")
 
 
 @pytest.mark.parametrize(
@@ -388,3 +438,23 @@ def test_a_huge_custom_template_is_cut_to_size(kind, renderer, tmp_path):
         assert len(payload["blocks"]) <= 50
     else:
         assert len(json_body(payload)) <= 20_000
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    count=st.integers(1, 400),
+    lines=st.integers(1, 300),
+    line=st.text(st.characters(codec="utf-8"), min_size=0, max_size=200),
+)
+def test_every_batch_fits_its_receiver(count, lines, line, renderer):
+    batch = make_batch(count, "\n".join([f"java.lang.IllegalStateException: {line}"] * lines))
+    email = build_one("email", batch, renderer).payload
+    assert len(email.get_body(("html",)).get_content().encode()) <= 100_000
+    assert len(email.get_body(("plain",)).get_content().encode()) <= 50_000
+    for kind in ("dingtalk", "feishu"):
+        assert len(json_body(build_one(kind, batch, renderer).payload)) <= 20_000
+    wecom = build_one("wecom", batch, renderer).payload
+    assert len(wecom["markdown"]["content"].encode()) <= 4096
+    assert len(build_one("slack", batch, renderer).payload["blocks"]) <= 50

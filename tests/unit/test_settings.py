@@ -3,7 +3,13 @@ import textwrap
 import pytest
 
 from flink_alerts.errors import ConfigError
-from flink_alerts.settings import load_settings, parse_duration, parse_rate
+from flink_alerts.settings import (
+    Settings,
+    load_settings,
+    parse_duration,
+    parse_rate,
+    validate_settings,
+)
 
 
 def write(tmp_path, text: str):
@@ -26,6 +32,25 @@ def test_region_from_fc_and_env_override(monkeypatch, tmp_path):
     monkeypatch.setenv("FLINK_ALERTS_PAGE_SIZE", "50")
     settings = load_settings(write(tmp_path, "page_size: 100\n"))
     assert settings.region == "cn-shanghai" and settings.page_size == 50
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {},
+        {
+            "page_size": 20,
+            "overlap_window": "5m",
+            "targets": [{"workspace": "w", "namespace": "n"}],
+        },
+        {"receivers": [{"name": "c", "type": "console"}], "delivery": {"max_age": "1h"}},
+    ],
+)
+def test_settings_with_and_without_pydantic_settings_agree(raw):
+    plain = validate_settings(raw, {})
+    with_env = validate_settings(raw, {"FLINK_ALERTS_REGION": plain.region})
+    assert type(plain) is Settings and type(with_env) is not Settings
+    assert with_env.model_dump() == plain.model_dump()
 
 
 def test_env_expansion_and_defaults(monkeypatch, tmp_path):

@@ -45,6 +45,7 @@ class Channel(ABC):
     main_blocks: ClassVar[tuple[str, ...]] = ()
     max_alerts: ClassVar[int] = 1_000  # shown in one message; the rest are counted
     max_message_chars: ClassVar[int] = 4_000  # of each event's message
+    max_message_lines: ClassVar[int | None] = None  # of each event's message; None: all
 
     def __init__(self, config: Any, renderer: Renderer, timeout_s: float = 10.0) -> None:
         self.config = config
@@ -61,9 +62,7 @@ class Channel(ABC):
 
     def build(self, batch: Batch) -> list[Message]:
         """One message showing as many alerts as the receiver accepts; all are acknowledged."""
-        payload = fitted(
-            self.renderer, batch, self.payload, self.fits, self.max_alerts, self.max_message_chars
-        )
+        payload = fitted(self.renderer, batch, self.payload, self.load, self.limits())
         if not self.fits(payload):
             payload = self.cut(payload)
         return [Message(self.name, payload, tuple(alert.key for alert in batch.alerts))]
@@ -83,9 +82,15 @@ class Channel(ABC):
     def payload(self, context: dict[str, Any]) -> Any:
         """The request body for one rendering context (see Renderer.context_for)."""
 
+    def limits(self) -> MessageLimits:
+        return MessageLimits(self.max_alerts, self.max_message_chars, self.max_message_lines)
+
+    def load(self, payload: Any) -> float:
+        """How full the payload is: its size over what the receiver accepts (fits up to 1.0)."""
+        return 0.0
+
     def fits(self, payload: Any) -> bool:
-        """Whether the receiver accepts a payload this big."""
-        return True
+        return self.load(payload) <= 1.0
 
     def cut(self, payload: Any) -> Any:
         """Last resort when even the summary does not fit (a huge custom template)."""
@@ -96,44 +101,64 @@ class Channel(ABC):
         """Deliver one message; return the receiver's answer or raise DeliveryError."""
 
 
-def fit_alerts(count: int, build: Callable[[int], P], fits: Callable[[P], bool]) -> tuple[P, int]:
-    """The payload showing the most alerts (of `count`) that still fits; binary search.
+@dataclass(frozen=True)
+class MessageLimits:
+    max_alerts: int
+    max_message_chars: int
+    max_message_lines: int | None
 
-    Returns (payload, shown). When not even zero alerts fit, returns build(0) and 0: the caller
-    must then cut its text to size.
+
+# Aim this far below the limit when estimating how many alerts fit: alerts differ in size and the
+# parts around them (title, footer) do not grow with their number.
+FILL = 0.9
+MAX_RENDERS = 3
+
+
+def fewer_alerts(measured: list[tuple[int, float]]) -> int:
+    """How many alerts should fill a payload to FILL, from the (alerts, load) measured so far.
+
+    One measure: the load is taken as proportional to the alerts. Two or more: a line through the
+    last two, so the fixed part of the message is accounted for.
     """
-    payload = build(count)
-    if fits(payload):
-        return payload, count
-    low, high = 0, count - 1  # invariant: the answer is in [low, high]
-    best = None
-    while low <= high:
-        middle = (low + high) // 2
-        candidate = build(middle)
-        if fits(candidate):
-            best, low = (candidate, middle), middle + 1
-        else:
-            high = middle - 1
-    return best if best is not None else (build(0), 0)
+    shown, load = measured[-1]
+    if len(measured) == 1 or measured[-2][0] == shown:
+        estimate = shown * FILL / load
+    else:
+        before, load_before = measured[-2]
+        per_alert = (load_before - load) / (before - shown)
+        fixed = load - per_alert * shown
+        estimate = (FILL - fixed) / per_alert if per_alert > 0 else shown * FILL / load
+    return max(0, min(int(estimate), shown - 1))
 
 
 def fitted(
     renderer: Renderer,
     batch: Batch,
     make_payload: Callable[[dict[str, Any]], P],
-    fits: Callable[[P], bool],
-    max_alerts: int,
-    max_message_chars: int,
+    load: Callable[[P], float],
+    limits: MessageLimits,
 ) -> P:
-    """Render the batch showing as many alerts as fit.
+    """Render the batch showing as many alerts as fit, in one render when they all fit.
 
-    Each event's message is first cut to `max_message_chars`; alerts that do not fit are counted
-    in `omitted` ("… and N more events").
+    Otherwise the number that fits is estimated from the measured size and rendered again (at most
+    MAX_RENDERS in all); alerts that do not fit are counted in `omitted` ("… and N more events").
+    Each event's message is first cut to the limits' `max_message_chars` / `max_message_lines`.
     """
     from ..render import with_alerts
 
-    def build(shown: int) -> P:
-        shown_batch = with_alerts(batch, shown)
-        return make_payload(renderer.context_for(shown_batch, max_message_chars=max_message_chars))
+    shown = min(len(batch.alerts), limits.max_alerts)
+    contexts = renderer.alert_contexts(
+        batch.alerts[:shown], limits.max_message_chars, limits.max_message_lines
+    )
 
-    return fit_alerts(min(len(batch.alerts), max_alerts), build, fits)[0]
+    def build(count: int) -> P:
+        context = renderer.context_for(with_alerts(batch, count), alerts=contexts[:count])
+        return make_payload(context)
+
+    payload = build(shown)
+    measured = [(shown, load(payload))]
+    while measured[-1][1] > 1.0 and shown > 0 and len(measured) < MAX_RENDERS:
+        shown = fewer_alerts(measured)
+        payload = build(shown)
+        measured.append((shown, load(payload)))
+    return payload

@@ -92,8 +92,8 @@ class DingTalkChannel(Channel):
         missing = [f"@{name}" for name in names if f"@{name}" not in text]
         return f"{text}\n\n{' '.join(missing)}" if missing else text
 
-    def fits(self, payload: dict[str, Any]) -> bool:
-        return len(json_body(payload)) <= MAX_BODY_BYTES - SAFETY_BYTES
+    def load(self, payload: dict[str, Any]) -> float:
+        return len(json_body(payload)) / (MAX_BODY_BYTES - SAFETY_BYTES)
 
     def cut(self, payload: dict[str, Any]) -> dict[str, Any]:
         body = payload.get("markdown") or payload.get("actionCard") or payload["text"]

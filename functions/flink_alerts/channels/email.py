@@ -11,10 +11,13 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from ..errors import DeliveryError
-from ..render import clip
+from ..render import clip, clip_bytes
 from .base import Channel, Message
 
 MAX_SUBJECT_CHARS = 200
+# Gmail clips an HTML body beyond 102 KB behind "[Message clipped] View entire message".
+MAX_HTML_BYTES = 100_000
+MAX_TEXT_BYTES = 50_000
 
 
 class AlertEmail(EmailMessage):
@@ -33,7 +36,9 @@ class EmailChannel(Channel):
     template = "email.html.j2"
     main_blocks = ("html",)
     max_alerts = 200  # beyond this the email summarises ("… and N more events")
-    max_message_chars = 20_000
+    # Each alert's trace: its summary plus its first lines; the full text stays in the console.
+    max_message_chars = 2_000
+    max_message_lines = 15
 
     def send(self, message: Message) -> str:
         where = f"{self.label} smtp://{self.config.host}:{self.config.port}"
@@ -89,6 +94,16 @@ class EmailChannel(Channel):
             raise
         return smtp
 
+    def load(self, payload: AlertEmail) -> float:
+        text, html = _parts(payload)
+        return max(_size(text) / MAX_TEXT_BYTES, _size(html) / MAX_HTML_BYTES)
+
+    def cut(self, payload: AlertEmail) -> AlertEmail:
+        text, html = _parts(payload)
+        text.set_content(clip_bytes(text.get_content(), MAX_TEXT_BYTES - 16))
+        html.set_content(clip_bytes(html.get_content(), MAX_HTML_BYTES - 16), subtype="html")
+        return payload
+
     def payload(self, context: dict[str, Any]) -> AlertEmail:
         subject = " ".join(self.part(context, "subject").split())
         msg = AlertEmail()
@@ -102,6 +117,16 @@ class EmailChannel(Channel):
         msg.set_content(self.part(context, "text") + "\n")
         msg.add_alternative(self.part(context, "html", "html") + "\n", subtype="html")
         return msg
+
+
+def _parts(msg: EmailMessage) -> tuple[EmailMessage, EmailMessage]:
+    text, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert text is not None and html is not None  # payload() always adds both
+    return text, html  # type: ignore[return-value]
+
+
+def _size(part: EmailMessage) -> int:
+    return len(part.get_content().encode("utf-8"))
 
 
 def _domain(sender: str) -> str:

@@ -72,8 +72,8 @@ class FeishuChannel(Channel):
         }
         return {"msg_type": "interactive", "card": card}
 
-    def fits(self, payload: dict[str, Any]) -> bool:
-        return len(json_body(payload)) <= MAX_BODY_BYTES - SAFETY_BYTES
+    def load(self, payload: dict[str, Any]) -> float:
+        return len(json_body(payload)) / (MAX_BODY_BYTES - SAFETY_BYTES)
 
     def cut(self, payload: dict[str, Any]) -> dict[str, Any]:
         text = payload["card"]["elements"][0]["text"]

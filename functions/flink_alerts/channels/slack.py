@@ -109,8 +109,8 @@ class SlackChannel(Channel):
         blocks += [_section(section) for section in pack_sections(body)]
         return {"text": clip(fallback, MAX_TEXT_CHARS), "blocks": blocks}
 
-    def fits(self, payload: dict[str, Any]) -> bool:
-        return len(payload["blocks"]) <= MAX_BLOCKS
+    def load(self, payload: dict[str, Any]) -> float:
+        return len(payload["blocks"]) / MAX_BLOCKS
 
     def cut(self, payload: dict[str, Any]) -> dict[str, Any]:
         cut = _section("_(cut: too long)_")

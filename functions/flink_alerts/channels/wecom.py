@@ -56,8 +56,8 @@ class WeComChannel(Channel):
         content = self.part(context, escape="markdown")
         return {"msgtype": "markdown", "markdown": {"content": content}}
 
-    def fits(self, payload: dict[str, Any]) -> bool:
-        return len(payload["markdown"]["content"].encode("utf-8")) <= MAX_CONTENT_BYTES
+    def load(self, payload: dict[str, Any]) -> float:
+        return len(payload["markdown"]["content"].encode("utf-8")) / MAX_CONTENT_BYTES
 
     def cut(self, payload: dict[str, Any]) -> dict[str, Any]:
         markdown = payload["markdown"]

@@ -62,7 +62,7 @@ class FlinkClient:
         self.timeout_s = timeout_s
         self.max_attempts = max(1, max_attempts)
         self.deadline = deadline
-        self._session = session or _new_session()
+        self._session = session or new_session()
         self._sleep = sleep
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
@@ -254,7 +254,7 @@ class FlinkClient:
         )
 
 
-def _new_session() -> requests.Session:
+def new_session() -> requests.Session:
     session = requests.Session()
     # Targets are fetched concurrently; the default pool (10) would drop connections.
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
