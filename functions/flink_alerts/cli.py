@@ -128,9 +128,9 @@ def cmd_targets(settings: Settings, args: argparse.Namespace) -> int:
             "start_from": target.start_from or settings.start_from,
             "origin": origin,
         }
-        print(json.dumps(shown, ensure_ascii=False))
+        _say(json.dumps(shown, ensure_ascii=False))
     for problem in fleet.problems:
-        print(f"flink-alerts: {problem}", file=sys.stderr)
+        _complain(problem)
     return 1 if fleet.problems else 0
 
 
