@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TextIO
 
 from .errors import ConfigError, DeliveryError, FlinkAlertsError
 from .events import Target
+from .scrub import scrub
 from .settings import Settings, load_settings
 
 
@@ -21,24 +23,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     setup_logging(args.log_level)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(_config_path(args.config))
         return args.func(settings, args)
     except ConfigError as exc:
-        print(f"flink-alerts: configuration error: {exc}", file=sys.stderr)
+        _complain(f"configuration error: {exc}")
         return 2
     except FlinkAlertsError as exc:
-        print(f"flink-alerts: {exc}", file=sys.stderr)
+        _complain(str(exc))
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: one line, the traceback only when asked for
         if args.log_level == "DEBUG":
             raise
-        print(
-            f"flink-alerts: unexpected {type(exc).__name__}: {exc} (rerun with --log-level DEBUG)",
-            file=sys.stderr,
-        )
+        _complain(f"unexpected {type(exc).__name__}: {exc} (rerun with --log-level DEBUG)")
         return 1
+
+
+def _say(text: str, file: TextIO | None = None) -> None:
+    """Every line the CLI prints: scrubbed of secrets, since much of it quotes servers."""
+    print(scrub(text), file=file or sys.stdout, flush=True)
+
+
+def _complain(text: str) -> None:
+    _say(f"flink-alerts: {' '.join(text.split())}", sys.stderr)
+
+
+def _config_path(path: str | None) -> str:
+    path = path or os.environ.get("FLINK_ALERTS_CONFIG")
+    if not path:
+        raise ConfigError(
+            "--config", "no configuration: pass --config FILE or set FLINK_ALERTS_CONFIG"
+        )
+    return path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,8 +119,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     run = make_run(settings, credentials=_credentials, deadline=deadline, dry_run=args.dry_run)
     summary = run_fleet(run, _credentials, args.target)
     for error in summary.errors:
-        print(f"flink-alerts: {error}", file=sys.stderr)
-    print(json.dumps(summary.to_dict(), ensure_ascii=False), flush=True)
+        _complain(error)
+    _say(json.dumps(summary.to_dict(), ensure_ascii=False))
     return 0 if summary.ok else 1
 
 
@@ -121,9 +138,9 @@ def cmd_targets(settings: Settings, args: argparse.Namespace) -> int:
             "start_from": target.start_from or settings.start_from,
             "origin": origin,
         }
-        print(json.dumps(shown, ensure_ascii=False))
+        _say(json.dumps(shown, ensure_ascii=False))
     for problem in fleet.problems:
-        print(f"flink-alerts: {problem}", file=sys.stderr)
+        _complain(problem)
     return 1 if fleet.problems else 0
 
 
@@ -190,7 +207,7 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     source = make_source(settings, credentials=_credentials, deadline=time.monotonic() + 60)
     events = source.iter_events(target, limit=args.limit, deployment_id=args.deployment)
     for event in events:
-        print(json.dumps(event.to_api_json(), ensure_ascii=False))
+        _say(json.dumps(event.to_api_json(), ensure_ascii=False))
     return 0
 
 
@@ -199,7 +216,7 @@ def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
 
     batch = _sample_batch(settings, args.receiver, args.events, test=False)
     for text in preview(settings.receiver(args.receiver), _renderer(settings), batch):
-        print(text)
+        _say(text)
     return 0
 
 
@@ -212,10 +229,10 @@ def cmd_test_send(settings: Settings, args: argparse.Namespace) -> int:
         answers = deliver(receiver, _renderer(settings), batch, settings.delivery.timeout_s)
     except DeliveryError as exc:
         kind = "retryable" if exc.retryable else "permanent"
-        print(f"flink-alerts: test-send to {args.receiver} failed ({kind}): {exc}", file=sys.stderr)
+        _complain(f"test-send to {args.receiver} failed ({kind}): {exc}")
         return 1
     for answer in answers:
-        print(f"{args.receiver}: {answer}")
+        _say(f"{args.receiver}: {answer}")
     return 0
 
 
@@ -233,7 +250,7 @@ def cmd_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
     checkpoint, lease = store.read(target)
     shown = {"where": store.where(target), "lease": lease}
     shown["checkpoint"] = checkpoint.to_dict() if checkpoint else None
-    print(json.dumps(shown, ensure_ascii=False, indent=2))
+    _say(json.dumps(shown, ensure_ascii=False, indent=2))
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CredentialsError
+from .scrub import SCRUBBER
 
 ENV_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
@@ -23,6 +24,10 @@ class Credentials:
     access_key_id: str
     access_key_secret: str = field(repr=False)
     security_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # Servers echo what they were sent: from now on no output of this process shows these.
+        SCRUBBER.remember(self.access_key_secret, self.security_token)
 
     @property
     def is_sts(self) -> bool:

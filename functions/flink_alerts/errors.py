@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from .scrub import scrub
+
 
 class FlinkAlertsError(Exception):
-    """Base of all expected errors: printed as one line, never as a traceback."""
+    """Base of all expected errors: printed as one line, never as a traceback.
+
+    Their text often quotes a server (an SMTP reply, an API message): it is scrubbed at birth.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class ConfigError(FlinkAlertsError):
@@ -38,6 +46,7 @@ class ApiError(FlinkAlertsError):
         hint: str = "",
         retry_after: float | None = None,
     ) -> None:
+        code, request_id = scrub(code), scrub(request_id)
         details = [
             f"code={code}" if code else "",
             f"http={http_status}" if http_status is not None else "",

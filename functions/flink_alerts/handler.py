@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import parse_location
-from .errors import ConfigError
 from .fleet.resolve import run_fleet
 from .function_compute import in_function_compute
 from .logs import setup_logging
@@ -49,14 +48,22 @@ WARM = WarmInstance()
 
 
 def timer_payload(event: Any) -> dict[str, Any]:
-    """The timer event's payload as a mapping ({} when there is none)."""
+    """The timer event's payload as a mapping ({} when there is none).
+
+    A payload we cannot read is a warning, not a failure: the run then covers every target.
+    """
+    try:
+        return _payload(event)
+    except ValueError as exc:
+        log.warning("timer payload ignored, running all targets: %s", exc)
+        return {}
+
+
+def _payload(event: Any) -> dict[str, Any]:
     if isinstance(event, (bytes, bytearray)):
         event = event.decode("utf-8") if event else "{}"
     if isinstance(event, str):
-        try:
-            event = json.loads(event) if event.strip() else {}
-        except ValueError:
-            raise ConfigError("event", "the invocation event is not JSON") from None
+        event = json.loads(event) if event.strip() else {}
     payload = event.get("payload") if isinstance(event, dict) else None
     if not payload:
         return {}
@@ -64,7 +71,7 @@ def timer_payload(event: Any) -> dict[str, Any]:
         try:
             payload = json.loads(payload)
         except ValueError:
-            raise ConfigError("payload", 'must be JSON like {"targets": ["WS/NS"]}') from None
+            raise ValueError('payload must be JSON like {"targets": ["WS/NS"]}') from None
     return payload if isinstance(payload, dict) else {}
 
 
@@ -74,7 +81,8 @@ def parse_timer_event(event: Any) -> list[str] | None:
     if targets is None:
         return None
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
-        raise ConfigError("payload.targets", "must be a list of WORKSPACE/NAMESPACE strings")
+        log.warning("timer payload ignored, running all targets: payload.targets must be a list")
+        return None
     return targets
 
 

@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from .scrub import scrub
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -19,7 +21,8 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info and record.levelno >= logging.ERROR:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        # Scrubbed as a whole: messages, fields and tracebacks can all quote a server.
+        return scrub(json.dumps(line, ensure_ascii=False, default=str))
 
 
 def setup_logging(level: str = "INFO") -> None:

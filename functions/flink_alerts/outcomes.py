@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from .scrub import scrub
+
 
 class Kind(str, Enum):
     FETCHED = "fetched"  # events read
@@ -98,7 +100,9 @@ class Recorder:
     def errors(self) -> list[str]:
         """One line per place and problem: errors, and receivers waiting for a fix."""
         wanted = (Kind.ERROR, Kind.PARKED)
-        lines = [f"{o.where}: {o.reason}" for o in self._all() if o.kind in wanted and o.reason]
+        lines = [
+            scrub(f"{o.where}: {o.reason}") for o in self._all() if o.kind in wanted and o.reason
+        ]
         return list(dict.fromkeys(lines))
 
     def fields(self, where: str) -> dict[str, Any]:

@@ -6,15 +6,19 @@ Every mistake becomes a ConfigError naming the key path (`receivers[1].webhook: 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -36,18 +40,90 @@ from .fleet.config import (
     endpoint_for,
     targets_auto,
 )
+from .scrub import SCRUBBER
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from .units import parse_duration
+from .units import format_duration, parse_duration
 
 ENV_PREFIX = "FLINK_ALERTS_"
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+DAY = 86400.0
+MAX_LOOKBACK_S = 365 * DAY
+# A config of a few dozen receivers has a few thousand nodes; an alias bomb has billions.
+MAX_YAML_NODES = 100_000
+# Longer digit strings are out of every range (and beyond Python's int parsing limit).
+MAX_DIGITS = 30
 
 
 Duration = Annotated[float, Field(ge=0)]
+
+
+def _as_int(value: Any) -> float:
+    """A whole number; too many digits -> infinity (out of every range)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        text = value.strip()
+        return int(text) if len(text) <= MAX_DIGITS else math.copysign(math.inf, -(text[0] == "-"))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError("must be a whole number")
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("must be a number")
+    try:
+        return float(value)
+    except OverflowError:  # an int with thousands of digits
+        return math.copysign(math.inf, value)
+    except ValueError:
+        raise ValueError("must be a number") from None
+
+
+def _in_range(parse: Any, show: Any, low: float, high: float, value: Any) -> float:
+    allowed = f"from {show(low)} to {show(high)}"
+    try:
+        number = parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, {allowed}") from None
+    if not low <= number <= high:  # also false for NaN
+        raise ValueError(f"must be {allowed}")
+    return number
+
+
+def Count(low: int, high: int) -> Any:
+    return Annotated[int, BeforeValidator(partial(_in_range, _as_int, str, low, high))]
+
+
+def Number(low: float, high: float) -> Any:
+    return Annotated[
+        float, BeforeValidator(partial(_in_range, _as_float, "{:g}".format, low, high))
+    ]
+
+
+def Seconds(low: float, high: float) -> Any:
+    return Annotated[
+        float, BeforeValidator(partial(_in_range, parse_duration, format_duration, low, high))
+    ]
+
+
+def _check_url(value: SecretStr) -> SecretStr:
+    """A receiver URL must be usable at send time; the message never shows it (it holds a token)."""
+    try:
+        parts = urlsplit(value.get_secret_value().strip())
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+WebhookUrl = Annotated[SecretStr, AfterValidator(_check_url)]
 
 
 class _Strict(BaseModel):
@@ -55,15 +131,11 @@ class _Strict(BaseModel):
 
 
 class DeliveryConfig(_Strict):
-    initial_backoff: Duration = 30.0
-    max_backoff: Duration = 900.0
-    max_attempts: int = Field(20, ge=1)
-    max_age: Duration = 86400.0
-    timeout_s: float = Field(10.0, gt=0)
-
-    _durations = field_validator("initial_backoff", "max_backoff", "max_age", mode="before")(
-        lambda value: parse_duration(value)
-    )
+    initial_backoff: Seconds(0, DAY) = 30.0
+    max_backoff: Seconds(0, 7 * DAY) = 900.0
+    max_attempts: Count(1, 1000) = 20
+    max_age: Seconds(0, 30 * DAY) = 86400.0
+    timeout_s: Number(0.001, 600) = 10.0
 
 
 class _Receiver(_Strict):
@@ -82,7 +154,7 @@ class _Receiver(_Strict):
 
 class DingTalkReceiver(_Receiver):
     type: Literal["dingtalk"]
-    webhook: SecretStr
+    webhook: WebhookUrl
     secret: SecretStr | None = None
     at_mobiles: list[str] = []
     at_user_ids: list[str] = []
@@ -92,13 +164,13 @@ class DingTalkReceiver(_Receiver):
 
 class SlackReceiver(_Receiver):
     type: Literal["slack"]
-    webhook: SecretStr
+    webhook: WebhookUrl
 
 
 class EmailReceiver(_Receiver):
     type: Literal["email"]
     host: str = "smtpdm.aliyun.com"
-    port: int = Field(465, ge=1, le=65535)
+    port: Count(1, 65535) = 465
     security: Literal["ssl", "starttls", "none"] = "ssl"
     username: str | None = None
     password: SecretStr | None = None
@@ -109,18 +181,18 @@ class EmailReceiver(_Receiver):
 
 class FeishuReceiver(_Receiver):
     type: Literal["feishu", "lark"]
-    webhook: SecretStr
+    webhook: WebhookUrl
     secret: SecretStr | None = None
 
 
 class WeComReceiver(_Receiver):
     type: Literal["wecom"]
-    webhook: SecretStr
+    webhook: WebhookUrl
 
 
 class WebhookReceiver(_Receiver):
     type: Literal["webhook"]
-    url: SecretStr
+    url: WebhookUrl
     headers: dict[str, SecretStr] = {}
 
 
@@ -146,7 +218,7 @@ ReceiverConfig = Annotated[
 class FanoutConfig(_Strict):
     """A dispatcher run (timer payload `{"dispatch": true}`) invokes the worker once per shard."""
 
-    shards: int = Field(ge=1, le=1000)
+    shards: Count(1, 1000)
     # The worker function; default: the function running the dispatcher ($FC_FUNCTION_NAME).
     function: str | None = None
     # FC 3.0 API endpoint; default https://$FC_ACCOUNT_ID.{region}.fc.aliyuncs.com.
@@ -157,12 +229,8 @@ class SelfAlertsConfig(_Strict):
     """ "bridge degraded" / "recovered" notices, sent straight to one receiver."""
 
     receiver: str = Field(min_length=1)
-    failed_runs: int = Field(3, ge=1)  # consecutive failed runs of a target
-    parked_longer_than: Duration = 900.0  # oldest alert parked for a receiver
-
-    _duration = field_validator("parked_longer_than", mode="before")(
-        lambda value: parse_duration(value)
-    )
+    failed_runs: Count(1, 1000) = 3  # consecutive failed runs of a target
+    parked_longer_than: Seconds(0, 7 * DAY) = 900.0  # oldest alert parked for a receiver
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,12 +242,12 @@ def parse_rate(text: str) -> tuple[int, float]:
     names = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
     try:
         seconds = names[period.strip()] if period.strip() in names else parse_duration(period)
-        value = int(count)
+        value = _as_int(count)
     except ValueError as exc:
-        raise ValueError(f"not a rate: {text!r} (use e.g. 20/min, 1/s)") from exc
-    if value < 1 or seconds <= 0:
-        raise ValueError(f"not a rate: {text!r} (use e.g. 20/min, 1/s)")
-    return value, seconds
+        raise ValueError("not a rate (use e.g. 20/min, 1/s)") from exc
+    if not (1 <= value <= 1_000_000 and 0 < seconds <= DAY):
+        raise ValueError("not a rate: use 1 to 1000000 messages per 1ms to 1d (e.g. 20/min)")
+    return int(value), seconds
 
 
 class Settings(BaseModel):
@@ -199,14 +267,14 @@ class Settings(BaseModel):
     sts_endpoint: str = "https://sts.aliyuncs.com"
     checkpoint: str = "file://./.flink-alerts"
     start_from: str = "latest"
-    page_size: int = Field(100, ge=1, le=100)
-    max_pages: int = Field(20, ge=1)
-    timeout_s: float = Field(10.0, gt=0)
-    concurrency: int = Field(16, ge=1, le=64)
+    page_size: Count(1, 100) = 100
+    max_pages: Count(1, 10_000) = 20
+    timeout_s: Number(0.001, 600) = 10.0
+    concurrency: Count(1, 64) = 16
     # Upper bound of one run outside FC (in FC the function's remaining time is used).
-    deadline_s: float = Field(240.0, gt=0)
+    deadline_s: Number(1, DAY) = 240.0
     # Events this much older than the watermark are still compared by id (late or equal timestamps).
-    overlap_window: Duration = 600.0
+    overlap_window: Seconds(0, 7 * DAY) = 600.0
     timezone: str = "Asia/Shanghai"
     templates_dir: str | None = None
     console_url: str = (
@@ -223,11 +291,6 @@ class Settings(BaseModel):
     # A dead-man's switch called after every successful run; the URL is a secret (never logged).
     heartbeat_url: SecretStr | None = None
     heartbeat_method: Literal["GET", "POST"] = "GET"
-
-    @field_validator("overlap_window", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return parse_duration(value)
 
     _auto = model_validator(mode="before")(targets_auto)
     _endpoints = field_validator("endpoint", "sts_endpoint")(lambda value: check_endpoint(value))
@@ -246,7 +309,7 @@ class Settings(BaseModel):
     @classmethod
     def _check_start(cls, value: str) -> str:
         if value not in ("latest", "earliest"):
-            parse_duration(value)
+            _in_range(parse_duration, format_duration, 0, MAX_LOOKBACK_S, value)
         return value
 
     @field_validator("checkpoint")
@@ -260,6 +323,15 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _check_names(self) -> Settings:
+        first: dict[str, int] = {}
+        for index, target in enumerate(self.targets):
+            name = f"{target.workspace}/{target.namespace}"
+            if name in first:
+                raise ValueError(
+                    f"targets[{index}]: {name} is also targets[{first[name]}] (one entry per "
+                    "workspace/namespace; list several deployment_ids in one entry)"
+                )
+            first[name] = index
         names = [receiver.name for receiver in self.receivers]
         for index, name in enumerate(names):
             if name in names[:index]:
@@ -371,30 +443,93 @@ _UNION_TAGS |= {"absolute", "recurring"}
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read, expand and validate the configuration; raises ConfigError with the key path."""
     path = path or os.environ.get("FLINK_ALERTS_CONFIG")
-    raw: Any = {}
-    if path:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(str(path), f"invalid YAML{where}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(str(path), "the top level must be a mapping of keys")
+    raw = read_yaml(Path(path)) if path else {}
     environ = dict(os.environ)
     raw = expand_env(raw, environ)
     try:
-        return validate_settings(raw, environ)
+        settings = validate_settings(raw, environ)
     except ValidationError as exc:
         error = _config_error(exc)
         if isinstance(raw.get("rules"), list) and error.path.startswith("rules.rules["):
             # `rules: [...]` is read as `rules: {rules: [...]}`: name the key as written.
             error = ConfigError(error.path.removeprefix("rules."), error.reason)
         raise error from None
+    except ValueError as exc:  # pydantic-settings' SettingsError: a FLINK_ALERTS_<KEY> not JSON
+        field = re.search(r'error parsing value for field "(\w+)"', str(exc))
+        if not field:
+            raise
+        raise ConfigError(f"{ENV_PREFIX}{field.group(1)}".upper(), "not valid JSON") from None
+    SCRUBBER.configure(settings)
+    return settings
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The file's top-level mapping; an empty, non-UTF-8 or bomb-like file is a ConfigError."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _check_size(node, str(path))
+        raw = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(str(path), f"invalid YAML{where}") from None
+    except RecursionError:
+        raise ConfigError(str(path), "nested too deeply") from None
+    finally:
+        loader.dispose()
+    if raw is None:
+        raise ConfigError(str(path), "the file is empty (it needs at least `targets:`)")
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "the top level must be a mapping of keys")
+    return raw
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps an integer too long for Python's int parser as its text."""
+
+    def construct_yaml_int(self, node: yaml.Node) -> Any:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            return node.value  # validation names the key and its allowed range
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+
+
+def _check_size(root: yaml.Node, where: str) -> None:
+    """Reject a document whose aliases expand to more than MAX_YAML_NODES nodes, before
+    anything is built from it (an alias bomb of 400 bytes expands to billions)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            if sizes[id(node)] < 0:
+                raise ConfigError(where, "an alias refers to itself")
+            return sizes[id(node)]
+        sizes[id(node)] = -1
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [item for pair in node.value for item in pair]
+        total = 1 + sum(size(child) for child in children)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(
+                where, f"too large once its aliases are expanded (> {MAX_YAML_NODES} values)"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root)
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -12,13 +13,26 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 def parse_duration(value: Any) -> float:
-    """`30s`, `15m`, `24h`, `2d`, `500ms` or a number of seconds -> seconds."""
+    """`30s`, `15m`, `24h`, `2d`, `500ms` or a number of seconds -> seconds.
+
+    The message never repeats the value: a secret pasted into the wrong key must not be printed.
+    """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(str(value))
+        try:
+            return float(value)
+        except OverflowError:  # an int with thousands of digits
+            return math.copysign(math.inf, value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
     if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 2h, 1d)")
+        raise ValueError("not a duration (use e.g. 30s, 15m, 2h, 1d)")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    for unit in ("d", "h", "m", "s"):
+        if seconds >= _UNIT_SECONDS[unit] and seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds / _UNIT_SECONDS[unit]:g}{unit}"
+    return f"{seconds:g}s"
 
 
 # A config value like `1h` that arrives in the model as seconds.

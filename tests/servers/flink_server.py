@@ -48,6 +48,7 @@ FAULTS = (
     "bad_created_at",  # 200 page whose first event has createdAt "yesterday"
     "business_error",  # 200 with success false, errorCode/errorMessage
     "forbidden",  # 403 Forbidden.RAM
+    "raw",  # status (200) with `body` as JSON, \u-escaped (lone surrogates survive): fuzzing
 )
 _REQUIRED_SIGNED = {
     "host",
@@ -91,6 +92,7 @@ class Fault:
     action: str | None = None  # None: the next request of any action
     code: str = ""
     message: str = ""
+    body: Any = None
 
 
 @dataclass
@@ -510,6 +512,8 @@ class FlinkServer:
             )
         if kind == "disconnect":
             return _Reply(0, b"")
+        if kind == "raw":
+            return _Reply(fault.status or 200, json.dumps(fault.body).encode())
         if kind == "malformed":
             return _Reply(200, b'{"requestId": "x", "success": true, "data": [')
         return _Reply(200, _json(self._broken_envelope(fault)))

@@ -50,6 +50,12 @@ _ALREADY_EXISTS_XML = """<?xml version="1.0" encoding="UTF-8"?>
   <EC>0016-00000708</EC>
 </Error>
 """
+_UNAVAILABLE: Captured = (
+    "503 Service Unavailable",
+    [("Content-Type", "application/xml")],
+    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code>"
+    b"<Message>chaos</Message><RequestId>0</RequestId><HostId>127.0.0.1</HostId></Error>",
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ class OssTestServer:
         self.port = port
         self.requests: list[OssRequest] = []
         self.delay_s = 0.0  # set > 0 to make every answer slow (timeout tests)
+        # fail(method) -> True answers 503 without touching the store (chaos: store errors)
+        self.fail: Callable[[str], bool] | None = None
         self._app = create_backend_app("s3")
         self._write_lock = threading.Lock()
         self._log_lock = threading.Lock()
@@ -146,7 +154,10 @@ class OssTestServer:
             time.sleep(self.delay_s)
         method = environ["REQUEST_METHOD"]
         forbid = environ.get(_FORBID_OVERWRITE, "").lower() == "true"
-        if method == "PUT" and forbid and _is_object_path(environ):
+        if self.fail is not None and self.fail(method):
+            _drain_upload(environ)
+            status, headers, body = _UNAVAILABLE
+        elif method == "PUT" and forbid and _is_object_path(environ):
             status, headers, body = self._create_only(environ)
         elif method == "GET" and _query_has_name(environ, "versioning"):
             status, headers, body = self._get_versioning(environ)

@@ -79,7 +79,7 @@ def test_env_expansion_and_defaults(monkeypatch, tmp_path):
             "receivers[0].webhook",
             "NOPE_VAR",
         ),
-        ("page_size: 101\n", "page_size", "less than or equal to 100"),
+        ("page_size: 101\n", "page_size", "must be from 1 to 100"),
         ("pagesize: 10\n", "pagesize", "unknown key"),
         ("targets:\n  - {workspace: w}\n", "targets[0].namespace", "required"),
         ("receivers:\n  - {name: s, type: slack}\n", "receivers[0].webhook", "required"),

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from ..scrub import scrub
+
 if TYPE_CHECKING:
     from ..events import Batch
     from ..render import Renderer
@@ -205,5 +207,5 @@ class RecordingChannel:
     def send(self, message: Message) -> str:
         self.recorded.append(message)
         print(f"--- would send to {message.receiver} ---", file=self.out)
-        print(message.preview(), file=self.out)
+        print(scrub(message.preview()), file=self.out)
         return "recorded (dry run)"

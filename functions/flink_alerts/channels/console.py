@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..scrub import scrub
 from .base import Channel, Message
 
 
@@ -16,7 +17,7 @@ class ConsoleChannel(Channel):
         return self.part(context)
 
     def send(self, message: Message) -> str:
-        print(message.payload, file=sys.stdout, flush=True)
+        print(scrub(message.payload), file=sys.stdout, flush=True)
         return "printed"
 
 

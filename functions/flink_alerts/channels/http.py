@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import requests
 
 from ..errors import DeliveryError
+from ..scrub import mask as scrub
+from ..scrub import url_secrets
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 # How much of a receiver's answer goes into an error message.
@@ -29,23 +31,6 @@ def mask_url(url: str) -> str:
     except ValueError:
         return "<invalid url>"
     return f"{parts.scheme or '?'}://{host}{port}"
-
-
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret (and every long enough piece of the URL's query) with `***`."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
-def url_secrets(url: str) -> list[str]:
-    """The parts of a webhook URL that may be a token: the whole URL, its path and query values."""
-    parts = urlsplit(url)
-    pieces = [url, parts.path, parts.query]
-    pieces += [value for item in parts.query.split("&") for value in item.split("=")[1:]]
-    pieces += [segment for segment in parts.path.split("/") if len(segment) >= 16]
-    return sorted({p for p in pieces if p}, key=len, reverse=True)
 
 
 def json_body(payload: Any) -> bytes:

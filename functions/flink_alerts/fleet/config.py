@@ -50,7 +50,7 @@ class DiscoverConfig(_Strict):
     regions: list[str] = []  # empty: the top-level (or account's) regions
     include: list[str] = ["*"]
     exclude: list[str] = []
-    refresh: float = Field(DEFAULT_REFRESH_S, gt=0)
+    refresh: float = Field(DEFAULT_REFRESH_S, gt=0, le=30 * 86400, allow_inf_nan=False)
     endpoint: str | None = None  # default https://foasconsole.{region}.aliyuncs.com
 
     @field_validator("refresh", mode="before")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from ..credentials import Credentials
 from ..errors import ApiError, MalformedResponseError
 from ..events import EventsPage, FlinkEvent, Target, parse_event
+from ..scrub import scrub
 from . import signer
 from .jobs import JobStatus, parse_job
 
@@ -33,7 +33,6 @@ MAX_PAGE_SIZE = 100
 USER_AGENT = "flink-alerts/0.1"
 _BACKOFF_CAP_S = 20.0
 _MAX_DEPLOYMENT_PAGES = 100
-_SIGNATURE = re.compile(r"Signature=[0-9A-Fa-f]+")
 _RETRYABLE_EXCEPTIONS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -246,7 +245,7 @@ class FlinkClient:
             message = f"HTTP {status}" + ("" if fields else " with a non-JSON body")
         retryable = code.startswith("Throttling") or status == 429 or status >= 500
         return ApiError(
-            f"{action} failed: {self._redact(message)}",
+            f"{action} failed: {' '.join(scrub(message).split())[:300]}",
             code=code,
             request_id=_first(fields, "RequestId", "requestId"),
             http_status=status,
@@ -254,14 +253,6 @@ class FlinkClient:
             hint=_hint(action, code, status),
             retry_after=_seconds(retry_after) if retryable else None,
         )
-
-    def _redact(self, text: str) -> str:
-        """One short line without secrets, even if the server echoed them."""
-        text = " ".join(text.split())[:300]
-        for secret in (self._credentials.access_key_secret, self._credentials.security_token):
-            if secret:
-                text = text.replace(secret, "***")
-        return _SIGNATURE.sub("Signature=***", text)
 
     # -- ListJobs (status and failure cause of one deployment) -------------------------------
 
