@@ -412,6 +412,28 @@ def test_transient_faults_are_retried(
     assert all(0 <= d <= 0.001 * 2**i for i, d in enumerate(delays)), "full jitter bounds"
 
 
+def test_a_429_with_retry_after_waits_what_the_server_asks(
+    flink_server: FlinkServer, flink_client_factory: MakeClient, flink_target: Target
+) -> None:
+    flink_server.generate(5, start=BASE)
+    flink_server.inject("throttle", status=429, retry_after="3")
+    delays: list[float] = []
+    client = flink_client_factory(flink_server, sleep=delays.append)
+    assert len(client.get_events_page(flink_target, 1, 10).events) == 5
+    assert delays == [3.0]  # not the 0.5 s of the first backoff step
+
+
+def test_a_retry_after_beyond_the_deadline_is_not_waited_for(
+    flink_server: FlinkServer, flink_client_factory: MakeClient, flink_target: Target
+) -> None:
+    flink_server.inject("throttle", status=429, retry_after="30")
+    delays: list[float] = []
+    client = flink_client_factory(flink_server, sleep=delays.append, deadline=time.monotonic() + 5)
+    with pytest.raises(ApiError, match="flow control") as caught:
+        client.get_events_page(flink_target, 1, 10)
+    assert caught.value.retry_after == 30.0 and delays == []
+
+
 def test_backoff_is_full_jitter_and_capped(
     flink_server: FlinkServer, flink_client_factory: MakeClient, flink_target: Target
 ) -> None:

@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -93,6 +93,7 @@ class Fault:
     code: str = ""
     message: str = ""
     body: Any = None
+    retry_after: str = ""  # a Retry-After header on a throttling answer
 
 
 @dataclass
@@ -109,12 +110,14 @@ class _Reply:
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class GatewayError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: str = "") -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
 
 
 def ms_of(moment: datetime) -> int:
@@ -499,6 +502,7 @@ class FlinkServer:
                 fault.status or 400,
                 fault.code or "Throttling.User",
                 "Request was denied due to user flow control.",
+                fault.retry_after,
             )
         if kind == "error500":
             raise GatewayError(
@@ -612,7 +616,8 @@ class FlinkServer:
         }
         if self.lowercase_errors:
             body = {key[0].lower() + key[1:]: value for key, value in body.items()}
-        return _Reply(exc.status, _json(body))
+        headers = {"Retry-After": exc.retry_after} if exc.retry_after else {}
+        return _Reply(exc.status, _json(body), headers=headers)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -644,6 +649,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(reply.body)
 
