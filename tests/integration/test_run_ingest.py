@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 import pytest
 
+from flink_alerts.cli import main
 from tests.integration.test_run import delivered_ids, run, write_config
 from tests.servers.flink_server import FlinkServer, ms_of
 from tests.servers.receiver import ReceiverServer
@@ -115,3 +118,34 @@ def test_a_run_with_nothing_new_writes_nothing(tmp_path, capsys, flink_server, r
     assert code == 0 and summary["sent"] == 0
     assert [(path.stat().st_ino, path.stat().st_mtime_ns) for path in records] == before
     assert flink_server.request_count("GetEvents") == 1
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (
+            lambda r: r["checkpoint"]["streams"][""].update(floor="2026-11-27T08:00:00"),
+            "no time zone",
+        ),
+        (lambda r: r.update(lease={"owner": "me", "expires_at": "soon"}), "malformed lease"),
+    ],
+)
+def test_a_hand_edited_checkpoint_says_what_is_wrong_in_run_and_show(
+    tmp_path, capsys, flink_server, receiver, cloud_env, edit, problem
+):
+    flink_server.generate(5)
+    config = write_config(tmp_path, flink_server, [receiver])
+    run(capsys, config)
+    target = f"{flink_server.workspace}/{flink_server.namespace}"
+    path = tmp_path / "checkpoints" / f"{quote(target, safe='')}.json"
+    header, body = path.read_text().split("\n", 1)
+    record = json.loads(body)
+    edit(record)
+    path.write_text(f"{header}\n{json.dumps(record)}")
+    code, summary = run(capsys, config)
+    assert (
+        code == 1 and problem in summary["errors"][0] and "checkpoint reset" in summary["errors"][0]
+    )
+    assert main(["checkpoint", "show", "--config", str(config), "--target", target]) == 1
+    err = capsys.readouterr().err
+    assert problem in err and "unexpected" not in err
