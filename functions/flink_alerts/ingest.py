@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 
 from .checkpoint.model import StreamState
 from .events import UNREADABLE, EventsPage, FlinkEvent, Target
+from .units import Start
 
 BACKLOG = "EVENTS_NOT_SHOWN"
 SWEEP_EVERY = 2  # overlap windows between two sweeps
@@ -35,20 +36,6 @@ UNREADABLE_KEPT = timedelta(days=1)
 _TICK = timedelta(microseconds=1)
 
 Fetch = Callable[[int], EventsPage]
-
-
-@dataclass(frozen=True)
-class Start:
-    """Where a first read starts: "latest" (alert on nothing old), "earliest", or a lookback."""
-
-    mode: str
-    lookback: timedelta = timedelta(0)
-
-    @classmethod
-    def parse(cls, start_from: str, parse_duration: Callable[[str], float]) -> Start:
-        if start_from in ("latest", "earliest"):
-            return cls(start_from)
-        return cls("lookback", timedelta(seconds=parse_duration(start_from)))
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from .errors import ApiError, LeaseHeldError
 from .events import Target
 from .flink.jobs import JobStatus, latest
 from .outcomes import Kind, Report
-from .settings import Settings, parse_rate
+from .settings import Settings
 
 log = logging.getLogger("flink_alerts.notify")
 ALERTING_KEY = "alerting"
@@ -292,8 +292,7 @@ def rate_limits(settings: Settings, channels: dict[str, Channel]) -> dict[str, t
     limits: dict[str, tuple[int, float]] = {}
     for receiver in settings.receivers:
         channel = channels.get(receiver.name)
-        limit = parse_rate(receiver.rate_limit) if receiver.rate_limit else None
-        limit = limit or (channel.default_rate if channel else None)
+        limit = receiver.rate or (channel.default_rate if channel else None)
         if limit:
             limits[receiver.name] = limit
     return limits

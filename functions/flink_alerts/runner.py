@@ -33,12 +33,13 @@ from .checkpoint.store import CheckpointStore, Lease, RecordStore
 from .delivery import Deliverer, RateLimiter
 from .errors import ApiError, ConfigError, FlinkAlertsError, LeaseHeldError
 from .events import Alert, EventsPage, FlinkEvent, Target
-from .ingest import Ingested, Limits, Start, ingest_target
+from .ingest import Ingested, Limits, ingest_target
 from .notify import Jobs, Notifier, rate_limits, with_causes
 from .outcomes import Kind, Recorder, Report, Summary
 from .self_monitoring import make_after_run
-from .settings import Settings, parse_duration
+from .settings import Settings
 from .sources import EventSource
+from .units import Start
 
 if TYPE_CHECKING:
     import requests
@@ -57,11 +58,6 @@ def select_targets(targets: list[Target], names: list[str] | None = None) -> lis
     if unknown:
         raise ConfigError("targets", f"{unknown[0]!r} is not a configured WORKSPACE/NAMESPACE")
     return [by_name[name] for name in names]
-
-
-def start_from(target: Target, settings: Settings) -> str:
-    """Discovered targets start at `latest`; configured ones as configured."""
-    return target.start_from or settings.start_from
 
 
 class Run:
@@ -189,7 +185,7 @@ class Run:
             return lambda index: self.source.get_events_page(target, index, size, stream or None)
 
         # Per target: a namespace discovered after the first run starts at `latest`.
-        start = Start.parse(start_from(target, self.settings), parse_duration)
+        start = Start.parse(target.start_from) if target.start_from else self.settings.start
         ingested = ingest_target(
             pages, target, checkpoint.stream, start=start, limits=self.limits, clock=self.clock
         )

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import os
 import re
 from functools import cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -21,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -45,7 +47,7 @@ from .scrub import SCRUBBER
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from .units import format_duration, parse_duration
+from .units import Start, format_duration, parse_duration
 
 ENV_PREFIX = "FLINK_ALERTS_"
 
@@ -139,20 +141,28 @@ class DeliveryConfig(_Strict):
 
 
 class _Receiver(_Strict):
+    # The module of `channels/` that sends for this receiver type.
+    channel: ClassVar[str]
+
     name: str = Field(min_length=1)
     template: str | None = None
     # "20/min", "1/s", "100/h"; None keeps the channel's default.
     rate_limit: str | None = None
+    _rate: tuple[int, float] | None = PrivateAttr(None)
 
-    @field_validator("rate_limit")
-    @classmethod
-    def _check_rate(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_rate(value)
-        return value
+    @model_validator(mode="after")
+    def _parse_rate(self) -> _Receiver:
+        self._rate = parse_rate(self.rate_limit) if self.rate_limit is not None else None
+        return self
+
+    @property
+    def rate(self) -> tuple[int, float] | None:
+        """`rate_limit` parsed: at most `count` messages per `period` seconds."""
+        return self._rate
 
 
 class DingTalkReceiver(_Receiver):
+    channel = "dingtalk"
     type: Literal["dingtalk"]
     webhook: WebhookUrl
     secret: SecretStr | None = None
@@ -163,11 +173,13 @@ class DingTalkReceiver(_Receiver):
 
 
 class SlackReceiver(_Receiver):
+    channel = "slack"
     type: Literal["slack"]
     webhook: WebhookUrl
 
 
 class EmailReceiver(_Receiver):
+    channel = "email"
     type: Literal["email"]
     host: str = "smtpdm.aliyun.com"
     port: Count(1, 65535) = 465
@@ -180,36 +192,50 @@ class EmailReceiver(_Receiver):
 
 
 class FeishuReceiver(_Receiver):
+    channel = "feishu"
     type: Literal["feishu", "lark"]
     webhook: WebhookUrl
     secret: SecretStr | None = None
 
 
 class WeComReceiver(_Receiver):
+    channel = "wecom"
     type: Literal["wecom"]
     webhook: WebhookUrl
 
 
 class WebhookReceiver(_Receiver):
+    channel = "webhook"
     type: Literal["webhook"]
     url: WebhookUrl
     headers: dict[str, SecretStr] = {}
 
 
 class ConsoleReceiver(_Receiver):
+    channel = "console"
     type: Literal["console"]
 
 
-ReceiverConfig = Annotated[
-    DingTalkReceiver
-    | SlackReceiver
-    | EmailReceiver
-    | FeishuReceiver
-    | WeComReceiver
-    | WebhookReceiver
-    | ConsoleReceiver,
-    Field(discriminator="type"),
-]
+# Every receiver type, listed once: the config union and the channel modules derive from it.
+RECEIVERS = (
+    DingTalkReceiver,
+    SlackReceiver,
+    EmailReceiver,
+    FeishuReceiver,
+    WeComReceiver,
+    WebhookReceiver,
+    ConsoleReceiver,
+)
+ReceiverConfig = Annotated[functools.reduce(operator.or_, RECEIVERS), Field(discriminator="type")]
+
+
+def receiver_channels() -> dict[str, str]:
+    """Receiver `type` -> the module of `channels/` that sends for it."""
+    return {
+        kind: model.channel
+        for model in RECEIVERS
+        for kind in get_args(model.model_fields["type"].annotation)
+    }
 
 
 # --- operating the bridge: fan-out, self-monitoring, heartbeat (README "Deployment") ---------
@@ -345,6 +371,11 @@ class Settings(BaseModel):
         return self
 
     @cached_property
+    def start(self) -> Start:
+        """`start_from`, parsed."""
+        return Start.parse(self.start_from)
+
+    @cached_property
     def route_tree(self) -> Route:
         """The routing tree with inheritance resolved; built once per loaded config."""
         return build_tree(self.routes, tuple(receiver.name for receiver in self.receivers))
@@ -436,8 +467,7 @@ def _error_path(loc: tuple[Any, ...]) -> str:
 
 
 # Tags pydantic puts in error paths after a list index: receiver types and silence kinds.
-_UNION_TAGS = {"dingtalk", "slack", "email", "feishu", "lark", "wecom", "webhook", "console"}
-_UNION_TAGS |= {"absolute", "recurring"}
+_UNION_TAGS = {*receiver_channels(), "absolute", "recurring"}
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

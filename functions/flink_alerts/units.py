@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
@@ -37,3 +40,17 @@ def format_duration(seconds: float) -> str:
 
 # A config value like `1h` that arrives in the model as seconds.
 DurationS = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a first read starts: "latest" (alert on nothing old), "earliest", or a lookback."""
+
+    mode: str
+    lookback: timedelta = timedelta(0)
+
+    @classmethod
+    def parse(cls, start_from: str, parse: Callable[[str], float] = parse_duration) -> Start:
+        if start_from in ("latest", "earliest"):
+            return cls(start_from)
+        return cls("lookback", timedelta(seconds=parse(start_from)))

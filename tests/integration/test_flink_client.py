@@ -20,7 +20,8 @@ from flink_alerts.errors import ApiError, MalformedResponseError
 from flink_alerts.events import UNREADABLE, FlinkEvent, Target
 from flink_alerts.flink import signer
 from flink_alerts.flink.client import FlinkClient
-from flink_alerts.ingest import Limits, Start, read_stream
+from flink_alerts.ingest import Limits, read_stream
+from flink_alerts.units import Start
 from tests.servers.flink_server import FORMATS, FlinkServer
 
 BASE = datetime(2024, 3, 1, 8, 0, tzinfo=timezone.utc)

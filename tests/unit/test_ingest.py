@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from flink_alerts.checkpoint.model import StreamState
 from flink_alerts.events import UNREADABLE, EventsPage, FlinkEvent, Target
-from flink_alerts.ingest import BACKLOG, SWEEP_EVERY, Limits, Start, ingest_target, read_stream
+from flink_alerts.ingest import BACKLOG, SWEEP_EVERY, Limits, ingest_target, read_stream
+from flink_alerts.units import Start
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
 OVERLAP = timedelta(minutes=10)

@@ -9,23 +9,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..settings import receiver_channels
 from .base import Channel, Message
 
 if TYPE_CHECKING:
     from ..events import Batch
     from ..render import Renderer
 
-# receiver `type` -> module in this package; "lark" is Feishu's international edition.
-MODULES = {
-    "dingtalk": "dingtalk",
-    "slack": "slack",
-    "email": "email",
-    "feishu": "feishu",
-    "lark": "feishu",
-    "wecom": "wecom",
-    "webhook": "webhook",
-    "console": "console",
-}
+# receiver `type` -> module in this package ("lark" is Feishu's international edition).
+MODULES = receiver_channels()
 
 __all__ = ["MODULES", "Channel", "Message", "deliver", "make_channel", "preview"]
 
