@@ -139,3 +139,12 @@ def test_a_lost_race_with_a_run_that_already_released_is_retried_once(tmp_path):
     assert lease.owner == "me"
     with pytest.raises(LeaseHeldError, match="meanwhile"):
         CheckpointStore(RacingBackend(tmp_path / "b", races=2), owner="me").acquire(TARGET, 60, T0)
+
+
+def test_a_lone_surrogate_from_the_configuration_is_saved_and_read_back_exactly(tmp_path):
+    (store,) = stores(tmp_path, 1)
+    lease = store.acquire(TARGET, ttl_s=60, now=T0)
+    lease.checkpoint.stream("dep-\ud83d").order = "desc"  # a deployment id with half an emoji
+    store.save(lease, release=True)
+    checkpoint, _ = store.read(TARGET)
+    assert checkpoint.stream("dep-\ud83d").order == "desc"

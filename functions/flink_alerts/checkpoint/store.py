@@ -216,8 +216,16 @@ def _valid_lease(lease: Any) -> bool:
 
 
 def _body(checkpoint: dict[str, Any], lease: dict[str, str] | None) -> bytes:
-    record = {"lease": lease, "checkpoint": checkpoint}
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+    return encode({"lease": lease, "checkpoint": checkpoint})
+
+
+def encode(document: Any) -> bytes:
+    """Compact UTF-8 JSON; with `\\u` escapes when a string holds a lone surrogate (from
+    configuration or an API), which UTF-8 cannot carry but JSON escapes round-trip exactly."""
+    try:
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        return json.dumps(document, separators=(",", ":")).encode()
 
 
 class NamedRecord:
@@ -237,10 +245,8 @@ class NamedRecord:
         False when others kept winning (the record stays as they left it)."""
         for _ in range(3):
             stored = self.backend.load(self.key)
-            body = json.dumps(
-                change(self._parse(stored)), ensure_ascii=False, separators=(",", ":")
-            )
-            if self.backend.save(self.key, body.encode(), stored.version if stored else None):
+            body = encode(change(self._parse(stored)))
+            if self.backend.save(self.key, body, stored.version if stored else None):
                 return True
         return False
 
@@ -352,6 +358,4 @@ class RecordStore:
 
 
 def _record(data: dict[str, Any], lease: dict[str, str] | None) -> bytes:
-    return json.dumps(
-        {"lease": lease, "record": data}, ensure_ascii=False, separators=(",", ":")
-    ).encode()
+    return encode({"lease": lease, "record": data})
