@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from flink_alerts.checkpoint.file import FileBackend
 from flink_alerts.cli import main
 from flink_alerts.credentials import Credentials
 from flink_alerts.fleet import sts
+from flink_alerts.fleet.discovery import RETIRED_KEPT
 from tests.integration.test_run import delivered_ids, run
 from tests.servers.flink_server import FlinkServer
 from tests.servers.host_proxy import HostProxy
@@ -166,6 +168,33 @@ def test_new_namespace_starts_at_latest_and_a_removed_one_is_retired(fleet: Flee
     code, summary = run(capsys, config)
     assert code == 0 and summary["sent"] == 1
     assert delivered_ids(fleet.receiver) == ["new-failure"]
+
+
+def test_a_retired_namespace_checkpoint_is_deleted_after_the_grace_period(
+    fleet: Fleet, capsys
+) -> None:
+    raw = json.loads(fleet.config().read_text())
+    raw["discover"]["refresh"] = "1ms"
+    config = fleet.tmp_path / "config.yaml"
+    config.write_text(json.dumps(raw))
+    assert run(capsys, config)[1]["targets"] == 60
+    removed = workspace_id("cn-beijing", 2)
+    fleet.console.remove_namespace(removed, "ns-0")
+    assert run(capsys, config)[1]["errors"] == []
+    store = FileBackend(fleet.tmp_path / "checkpoints")
+    checkpoint = f"{removed}%2Fns-0"
+    assert store.load(checkpoint) is not None  # kept for a while
+    fleet_record = store.load("fleet")
+    record = json.loads(fleet_record.body)
+    assert list(record["retired"]) == [f"{removed}/ns-0"]
+    # As if the grace period had passed: the last listing with it was 7 days ago.
+    record["retired"][f"{removed}/ns-0"] = (datetime.now(timezone.utc) - RETIRED_KEPT).isoformat()
+    assert store.save("fleet", json.dumps(record).encode(), fleet_record.version)
+    code, summary = run(capsys, config)
+    assert code == 0 and summary["errors"] == [] and summary["targets"] == 59
+    assert store.load(checkpoint) is None
+    assert json.loads(store.load("fleet").body)["retired"] == {}
+    assert store.load(f"{removed}%2Fns-1") is not None  # its neighbours stay
 
 
 def test_a_failed_discovery_keeps_the_last_list_and_says_so(fleet: Fleet, capsys) -> None:
