@@ -120,6 +120,12 @@ def failure(workspace: str, namespace: str, event_id: str, when: datetime) -> di
     }
 
 
+def requests_served(fleet: Fleet) -> int:
+    """Every request the local Flink, foasconsole and STS servers answered."""
+    flink = sum(server.request_count() for server in fleet.flink.values())
+    return flink + fleet.console.request_count() + fleet.sts.request_count()
+
+
 def test_three_regions_four_workspaces_five_namespaces(fleet: Fleet, capsys) -> None:
     config = fleet.config()
     code, listed = targets_of(capsys, config)
@@ -135,6 +141,7 @@ def test_three_regions_four_workspaces_five_namespaces(fleet: Fleet, capsys) -> 
     code, summary = run(capsys, config)
     assert code == 0, run.stderr
     assert summary["targets"] == 60 and summary["errors"] == []
+    assert summary["api_calls"] == 60  # the listing is cached: GetEvents only
     for region in REGIONS:  # each region's GetEvents went to that region's endpoint
         assert fleet.flink[region].request_count("GetEvents") == 20
     # Within `refresh`, the listing comes from the checkpoint store: no management API call.
@@ -237,6 +244,7 @@ def test_an_account_that_cannot_be_assumed_fails_only_its_own_targets(fleet: Fle
     code, summary = run(capsys, config)
     assert code == 1
     assert summary["targets"] == 63, (summary, run.stderr)
+    assert summary["api_calls"] == requests_served(fleet)  # discovery and AssumeRole included
     assert sorted(error.split(":")[0] for error in summary["errors"]) == ["f-bad/a", "f-bad/b"]
     assert all("NoPermission" in error and BAD_ROLE in error for error in summary["errors"])
     assert fleet.sts.issued == [GOOD_ROLE]  # one AssumeRole for the good account, cached
