@@ -216,3 +216,28 @@ def test_the_backlog_is_bounded_and_every_alert_is_pending_or_counted(batches):
         staged += record.stage([n for n in notices if n.receiver == "ding"], later(number))
         assert len(record.outbox) <= MAX_PENDING
         assert len(record.outbox) + sum(record.folded.values()) == staged
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    days=st.lists(st.integers(0, 20), min_size=1, max_size=6),
+    resolve=st.lists(st.booleans(), min_size=1, max_size=6),
+)
+def test_prune_keeps_exactly_the_incidents_that_can_still_matter(days, resolve):
+    alerting, now = AlertingRecord(), T0
+    for index, day in enumerate(sorted(days)):
+        now = T0 + timedelta(days=day)
+        plan_failures(3, alerting, now=now, first=index * 3, trace=100)
+        if resolve[index % len(resolve)]:
+            planner = Planner(tree([], RECEIVERS), (), now)
+            incident = alerting.state.incidents[
+                f"target=ws/ns|deployment=dep-{index * 3}|rule=failure"
+            ]
+            planner.resolve_incident(alerting.state, incident, Plan(), "running")
+    before = dict(alerting.state.incidents)
+    alerting.prune(now, HOUR)
+    for fingerprint, incident in before.items():
+        firing = incident.status is Status.FIRING
+        matters = now - incident.last_at < (KEEP_FIRING if firing else timedelta(hours=1))
+        assert (fingerprint in alerting.state.incidents) == matters
+    assert {fingerprint for _, fingerprint in alerting.state.log} <= set(alerting.state.incidents)
