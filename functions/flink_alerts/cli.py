@@ -1,4 +1,5 @@
-"""`flink-alerts run | targets | check | events | render | test-send | checkpoint show|reset`."""
+"""`flink-alerts run | targets | check | events | render | test-send | checkpoint show|reset`
+(a target's record, the `alerting` record or a receiver's)."""
 
 from __future__ import annotations
 
@@ -99,9 +100,14 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--events", help="JSON file: a list of events or GetEvents pages")
     test_send = command("test-send", cmd_test_send, "send a clearly marked test alert")
     test_send.add_argument("--receiver", required=True)
-    checkpoint = command("checkpoint", cmd_checkpoint, "inspect or reset a target's checkpoint")
+    checkpoint = command("checkpoint", cmd_checkpoint, "inspect or reset a stored record")
     checkpoint.add_argument("action", choices=["show", "reset"])
-    checkpoint.add_argument("--target", required=True, help="WORKSPACE/NAMESPACE")
+    record = checkpoint.add_mutually_exclusive_group(required=True)
+    record.add_argument("--target", help="a target's record: WORKSPACE/NAMESPACE")
+    record.add_argument(
+        "--record", choices=["alerting"], help="incidents, notification log, planned event ids"
+    )
+    record.add_argument("--receiver", help="a receiver's record: pending notices, rate limit")
     return parser
 
 
@@ -239,8 +245,10 @@ def cmd_test_send(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
     from .checkpoint import open_store
 
-    target = _target(args.target)
     store = open_store(settings.checkpoint, region=settings.region, credentials=_credentials)
+    if args.target is None:
+        return _notification_record(settings, store, args)
+    target = _target(args.target)
     if args.action == "reset":
         store.reset(target)
         print(
@@ -252,6 +260,46 @@ def cmd_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
     shown["checkpoint"] = checkpoint.to_dict() if checkpoint else None
     _say(json.dumps(shown, ensure_ascii=False, indent=2))
     return 0
+
+
+def _notification_record(settings: Settings, store: Any, args: argparse.Namespace) -> int:
+    """`checkpoint show|reset --record alerting | --receiver NAME`."""
+    from .alerting.records import AlertingRecord, ReceiverRecord
+    from .checkpoint.store import RecordStore
+    from .notify import ALERTING_KEY, receiver_key
+
+    records = RecordStore(store.backend, store.owner, local=store.local)
+    if args.receiver is None:
+        key, empty = ALERTING_KEY, AlertingRecord().to_dict()
+        dropped = "incidents, notification log and planned event ids forgotten: open incidents "
+        dropped += "alert as new, events still in the late window may be counted again"
+    else:
+        key, empty = receiver_key(args.receiver), ReceiverRecord(args.receiver).to_dict()
+        dropped = f"{_known_receiver(settings, records, args.receiver, key)} pending alerts dropped"
+    where = f"{store.backend.describe()} key {key}"
+    if args.action == "reset":
+        records.reset(key, empty)
+        _say(f"{where}: reset; {dropped}")
+        return 0
+    data, lease = records.inspect(key)
+    _say(json.dumps({"where": where, "lease": lease, "record": data}, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _known_receiver(settings: Settings, records: Any, name: str, key: str) -> int:
+    """How many alerts wait for `name`; a ConfigError for a name neither configured nor stored."""
+    from .errors import CheckpointError
+
+    configured = [receiver.name for receiver in settings.receivers]
+    try:
+        data, _ = records.inspect(key)
+    except CheckpointError:
+        return 0  # unreadable: what reset is for
+    if data is None and name not in configured:
+        raise ConfigError(
+            "--receiver", f"no receiver {name!r} (configured: {', '.join(configured) or 'none'})"
+        )
+    return len((data or {}).get("outbox") or [])
 
 
 def _target(name: str) -> Target:

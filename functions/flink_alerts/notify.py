@@ -150,7 +150,7 @@ class Notifier:
         self._resolve_running(record, target, {v.fingerprint for v in fresh}, planner, plan, jobs)
         record.mark_applied([event_key(v) for v in fresh], now)
         record.mark_staged([notice.receiver for notice in plan.notices])
-        record.prune(now)
+        record.prune(now, {path: r.repeat_interval for path, r in planner.routes.items()})
         return plan
 
     @staticmethod

@@ -119,7 +119,7 @@ def test_template_grants_least_privilege_by_configuration(template):
             "oss:ListObjects",
             "oss:GetBucketVersioning",
         },  # fmt: skip
-        "UseTablestore": {"ots:GetRow", "ots:PutRow"},
+        "UseTablestore": {"ots:GetRow", "ots:PutRow", "ots:DeleteRow"},
         "UseLogs": {"log:PostLogStoreLogs"},
         "UseFanOut": {"fc:InvokeFunction"},
         "UseDiscovery": {"stream:DescribeInstances", "stream:DescribeNamespaces"},

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from flink_alerts.checkpoint.file import FileBackend
 from flink_alerts.cli import main
 from flink_alerts.credentials import Credentials
 from flink_alerts.fleet import sts
+from flink_alerts.fleet.discovery import RETIRED_KEPT
 from tests.integration.test_run import delivered_ids, run
 from tests.servers.flink_server import FlinkServer
 from tests.servers.host_proxy import HostProxy
@@ -118,6 +120,12 @@ def failure(workspace: str, namespace: str, event_id: str, when: datetime) -> di
     }
 
 
+def requests_served(fleet: Fleet) -> int:
+    """Every request the local Flink, foasconsole and STS servers answered."""
+    flink = sum(server.request_count() for server in fleet.flink.values())
+    return flink + fleet.console.request_count() + fleet.sts.request_count()
+
+
 def test_three_regions_four_workspaces_five_namespaces(fleet: Fleet, capsys) -> None:
     config = fleet.config()
     code, listed = targets_of(capsys, config)
@@ -133,6 +141,7 @@ def test_three_regions_four_workspaces_five_namespaces(fleet: Fleet, capsys) -> 
     code, summary = run(capsys, config)
     assert code == 0, run.stderr
     assert summary["targets"] == 60 and summary["errors"] == []
+    assert summary["api_calls"] == 60  # the listing is cached: GetEvents only
     for region in REGIONS:  # each region's GetEvents went to that region's endpoint
         assert fleet.flink[region].request_count("GetEvents") == 20
     # Within `refresh`, the listing comes from the checkpoint store: no management API call.
@@ -166,6 +175,33 @@ def test_new_namespace_starts_at_latest_and_a_removed_one_is_retired(fleet: Flee
     code, summary = run(capsys, config)
     assert code == 0 and summary["sent"] == 1
     assert delivered_ids(fleet.receiver) == ["new-failure"]
+
+
+def test_a_retired_namespace_checkpoint_is_deleted_after_the_grace_period(
+    fleet: Fleet, capsys
+) -> None:
+    raw = json.loads(fleet.config().read_text())
+    raw["discover"]["refresh"] = "1ms"
+    config = fleet.tmp_path / "config.yaml"
+    config.write_text(json.dumps(raw))
+    assert run(capsys, config)[1]["targets"] == 60
+    removed = workspace_id("cn-beijing", 2)
+    fleet.console.remove_namespace(removed, "ns-0")
+    assert run(capsys, config)[1]["errors"] == []
+    store = FileBackend(fleet.tmp_path / "checkpoints")
+    checkpoint = f"{removed}%2Fns-0"
+    assert store.load(checkpoint) is not None  # kept for a while
+    fleet_record = store.load("fleet")
+    record = json.loads(fleet_record.body)
+    assert list(record["retired"]) == [f"{removed}/ns-0"]
+    # As if the grace period had passed: the last listing with it was 7 days ago.
+    record["retired"][f"{removed}/ns-0"] = (datetime.now(timezone.utc) - RETIRED_KEPT).isoformat()
+    assert store.save("fleet", json.dumps(record).encode(), fleet_record.version)
+    code, summary = run(capsys, config)
+    assert code == 0 and summary["errors"] == [] and summary["targets"] == 59
+    assert store.load(checkpoint) is None
+    assert json.loads(store.load("fleet").body)["retired"] == {}
+    assert store.load(f"{removed}%2Fns-1") is not None  # its neighbours stay
 
 
 def test_a_failed_discovery_keeps_the_last_list_and_says_so(fleet: Fleet, capsys) -> None:
@@ -208,6 +244,7 @@ def test_an_account_that_cannot_be_assumed_fails_only_its_own_targets(fleet: Fle
     code, summary = run(capsys, config)
     assert code == 1
     assert summary["targets"] == 63, (summary, run.stderr)
+    assert summary["api_calls"] == requests_served(fleet)  # discovery and AssumeRole included
     assert sorted(error.split(":")[0] for error in summary["errors"]) == ["f-bad/a", "f-bad/b"]
     assert all("NoPermission" in error and BAD_ROLE in error for error in summary["errors"])
     assert fleet.sts.issued == [GOOD_ROLE]  # one AssumeRole for the good account, cached

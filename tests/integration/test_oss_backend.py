@@ -171,6 +171,18 @@ def test_old_versions_are_cleaned_up(backend, server, bucket):
     ]
 
 
+def test_delete_removes_every_version_and_only_that_record(backend, server, bucket):
+    for version in (None, 1, 2):
+        assert backend.save(KEY, b"{}", version)
+    assert backend.save("other", b"{}", None)
+    backend.delete(KEY)
+    assert backend.load(KEY) is None and version_objects(server, bucket) == []
+    assert backend.load("other") is not None
+    backend.delete(KEY)  # nothing there: nothing happens
+    assert backend.save(KEY, b"{}", None)  # and the key starts over at version 1
+    assert backend.load(KEY).version == 1
+
+
 def test_keys_do_not_interfere(backend):
     backend.save("a", b"A", None)
     backend.save("ab", b"AB", None)

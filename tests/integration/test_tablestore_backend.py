@@ -137,6 +137,15 @@ def test_create_then_load(backend, server, table):
     assert abs(row["updated_at"] - time.time() * 1000) < 60_000
 
 
+def test_delete_removes_the_row_and_only_that_row(backend, server, table):
+    assert backend.save(KEY, b"{}", None) and backend.save(KEY, b"{}", 1)
+    assert backend.save("other", b"{}", None)
+    backend.delete(KEY)
+    assert backend.load(KEY) is None and list(server.rows(table)) == [("other",)]
+    backend.delete(KEY)  # nothing there: nothing happens
+    assert backend.save(KEY, b"{}", None) and backend.load(KEY).version == 1
+
+
 def test_save_with_current_version_succeeds(backend):
     backend.save(KEY, b"v1", None)
     assert backend.save(KEY, b"v2", 1) is True

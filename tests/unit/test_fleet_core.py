@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,14 +15,18 @@ from flink_alerts.checkpoint.store import NamedRecord
 from flink_alerts.errors import ConfigError
 from flink_alerts.fleet.config import DiscoverConfig, endpoint_for
 from flink_alerts.fleet.discovery import (
+    RETIRED_KEPT,
     Discovery,
     Scope,
     configured,
     discovered,
     due,
+    expired,
     merged,
+    retired_in,
     scopes,
     selected,
+    still_retired,
 )
 from flink_alerts.settings import Settings, load_settings
 
@@ -227,3 +232,77 @@ def test_concurrent_updates_of_a_named_record_lose_nothing_they_report_saved(
         results = list(pool.map(add, [f"k{n}" for n in range(40)]))
     saved = {key for key, ok in results if ok}
     assert saved and saved <= set(record.load() or {})
+
+
+class _Namespaces(_Console):
+    def __init__(self, *names: str) -> None:
+        super().__init__()
+        self.names = list(names)
+
+    def namespaces(self, workspace) -> list[str]:
+        return list(self.names)
+
+
+def test_a_vanished_namespace_is_retired_then_its_checkpoint_deleted_after_7_days(
+    tmp_path: Path,
+) -> None:
+    backend = FileBackend(tmp_path)
+    record = NamedRecord(backend, "fleet")
+    console, clock = _Namespaces("prod", "old"), [NOW]
+    discovery = Discovery(settings(targets="auto"), record, console, lambda: clock[0])
+    assert [t.name for t in discovery.resolve().targets] == ["f-1/prod", "f-1/old"]
+    assert backend.save("f-1%2Fold", b"{}", None)  # its checkpoint, as a run leaves it
+    last_listed = clock[0]
+
+    console.names = ["prod"]
+    clock[0] += timedelta(days=1)
+    assert [t.name for t in discovery.resolve().targets] == ["f-1/prod"]
+    assert record.load()["retired"] == {"f-1/old": last_listed.isoformat()}
+    clock[0] = last_listed + RETIRED_KEPT - timedelta(seconds=1)
+    discovery.resolve()
+    assert backend.load("f-1%2Fold") is not None  # kept for the grace period
+    clock[0] = last_listed + RETIRED_KEPT + timedelta(minutes=10)  # the next refresh
+    discovery.resolve()
+    assert backend.load("f-1%2Fold") is None and record.load()["retired"] == {}
+
+
+def test_a_namespace_back_within_the_grace_period_keeps_its_checkpoint(tmp_path: Path) -> None:
+    backend = FileBackend(tmp_path)
+    record = NamedRecord(backend, "fleet")
+    console, clock = _Namespaces("prod"), [NOW]
+    discovery = Discovery(settings(targets="auto"), record, console, lambda: clock[0])
+    discovery.resolve()
+    assert backend.save("f-1%2Fprod", b"{}", None)
+    console.names = []
+    clock[0] += timedelta(days=1)
+    assert discovery.resolve().targets == []
+    console.names = ["prod"]
+    clock[0] += timedelta(days=1)
+    discovery.resolve()
+    assert record.load()["retired"] == {}
+    clock[0] += timedelta(days=30)
+    discovery.resolve()
+    assert backend.load("f-1%2Fprod") is not None
+
+
+def test_a_configured_target_is_never_deleted_as_retired() -> None:
+    retired = {"ws/a": NOW.isoformat(), "ws/b": NOW.isoformat(), "ws/c": "garbage"}
+    later = NOW + RETIRED_KEPT
+    assert expired(retired_in({"retired": retired}), {"ws/a"}, later) == ["ws/b"]
+    assert expired(retired_in({"retired": retired}), set(), later - timedelta(seconds=1)) == []
+    assert still_retired({"retired": retired}, {"ws/d": NOW.isoformat()}, {"ws/a"}, {"ws/b"}) == {
+        "ws/d": NOW.isoformat()
+    }
+    assert retired_in({"retired": ["not", "a", "map"]}) == {}
+
+
+def test_a_dry_run_deletes_nothing(tmp_path: Path) -> None:
+    backend = FileBackend(tmp_path)
+    record = NamedRecord(backend, "fleet")
+    old = (NOW - RETIRED_KEPT).isoformat()
+    assert backend.save(record.key, json.dumps({"retired": {"f-1/old": old}}).encode(), None)
+    assert backend.save("f-1%2Fold", b"{}", None)
+    Discovery(settings(targets="auto"), record, _Console(), lambda: NOW, save=False).resolve()
+    assert backend.load("f-1%2Fold") is not None
+    Discovery(settings(targets="auto"), record, _Console(), lambda: NOW).resolve()
+    assert backend.load("f-1%2Fold") is None

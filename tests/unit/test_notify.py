@@ -40,6 +40,9 @@ class CrashingBackend(Backend):
             raise Crash(key)
         return self.base.save(key, body, expected_version)
 
+    def delete(self, key: str) -> None:
+        self.base.delete(key)
+
     def describe(self) -> str:
         return "crashing"
 

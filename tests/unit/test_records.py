@@ -4,9 +4,13 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flink_alerts.alerting.planner import Planner
+from flink_alerts.alerting.incidents import Status
+from flink_alerts.alerting.planner import Plan, Planner
 from flink_alerts.alerting.records import (
     ALERT_BYTES,
+    KEEP_FIRING,
+    MAX_APPLIED,
+    MAX_INCIDENTS,
     MAX_PENDING,
     AlertingRecord,
     ReceiverRecord,
@@ -79,16 +83,95 @@ def test_records_round_trip():
     assert back.state.incidents.keys() == alerting.state.incidents.keys()
 
 
+HOUR = {"root": 3600.0}
+
+
+def only_incident(record: AlertingRecord):
+    (incident,) = record.state.incidents.values()
+    return incident
+
+
 def test_prune_forgets_old_ids_and_old_resolved_incidents():
     alerting = AlertingRecord()
     plan_failures(1, alerting)
     alerting.mark_applied(["old"], T0)
     alerting.mark_applied(["new"], later(3 * 86400))
-    incident = next(iter(alerting.state.incidents.values()))
-    incident.status = incident.status.RESOLVED
-    alerting.prune(T0 + timedelta(days=8))
+    only_incident(alerting).status = Status.RESOLVED
+    alerting.prune(T0 + timedelta(days=8), HOUR)
     assert alerting.applied == {} or "old" not in alerting.applied
     assert alerting.state.incidents == {} and alerting.state.log == {}
+
+
+def test_a_firing_incident_quiet_for_7_days_is_forgotten_with_its_log():
+    alerting = AlertingRecord()
+    plan_failures(1, alerting)
+    alerting.prune(T0 + KEEP_FIRING - timedelta(seconds=1), HOUR)
+    assert only_incident(alerting).status is Status.FIRING and alerting.state.log
+    alerting.prune(T0 + KEEP_FIRING, HOUR)
+    assert alerting.state.incidents == {} and alerting.state.log == {}
+
+
+def test_a_new_event_keeps_a_firing_incident():
+    alerting = AlertingRecord()
+    plan_failures(1, alerting)
+    plan_failures(1, alerting, now=T0 + timedelta(days=5))
+    alerting.prune(T0 + timedelta(days=9), HOUR)
+    assert only_incident(alerting).events == 2
+
+
+def test_a_firing_incident_is_kept_for_a_repeat_interval_longer_than_7_days():
+    alerting = AlertingRecord()
+    plan_failures(1, alerting)
+    alerting.prune(T0 + timedelta(days=9), {"root": 10 * 86400.0})
+    assert only_incident(alerting)
+    alerting.prune(T0 + timedelta(days=10), {"root": 10 * 86400.0})
+    assert alerting.state.incidents == {}
+
+
+def test_an_old_backlog_is_not_forgotten_as_it_is_notified():
+    alerting = AlertingRecord()
+    old = T0 - timedelta(days=30)
+    verdicts = classify([event("JOB_FAILED", "boom", at=old)], ruleset(RulesConfig()), {})
+    Planner(tree([], RECEIVERS), (), T0).plan(alerting.state, verdicts)
+    alerting.prune(T0 + timedelta(days=6), HOUR)
+    assert only_incident(alerting).last_at == old
+
+
+def test_a_resolved_incident_is_kept_for_its_repeat_window_then_forgotten():
+    alerting = AlertingRecord()
+    plan_failures(1, alerting)
+    planner = Planner(tree([], RECEIVERS), (), later(600))
+    planner.resolve_incident(alerting.state, only_incident(alerting), Plan(), "running")
+    alerting.prune(later(600 + 3599), HOUR)
+    assert only_incident(alerting).status is Status.RESOLVED
+    alerting.prune(later(600 + 3600), HOUR)
+    assert alerting.state.incidents == {} and alerting.state.log == {}
+
+
+def test_a_resolved_incident_nobody_heard_of_is_forgotten_at_once():
+    alerting = AlertingRecord()
+    plan_failures(1, alerting)
+    alerting.state.log.clear()
+    only_incident(alerting).status = Status.RESOLVED
+    alerting.prune(T0, HOUR)
+    assert alerting.state.incidents == {}
+
+
+def test_the_alerting_record_stays_under_1mb_over_days_of_new_incidents():
+    """500 new incidents a day that never resolve, and a restart loop of 200 events per run."""
+    alerting = AlertingRecord()
+    for day in range(4):
+        now = T0 + timedelta(days=day)
+        plan_failures(500, alerting, now=now, first=day * 500)
+        alerting.mark_applied([f"ws/ns/{day}-{i}" for i in range(200 * 144)], now)
+        alerting.prune(now, HOUR)
+        size = len(json.dumps(alerting.to_dict()).encode())
+        assert size <= MB, (day, size)
+    assert len(alerting.state.incidents) == MAX_INCIDENTS
+    kept = [i.last_at for i in alerting.state.incidents.values()]
+    assert kept.count(T0 + timedelta(days=3)) == 500  # the quietest went first
+    assert min(kept) == T0 + timedelta(days=2)
+    assert len(alerting.applied) == MAX_APPLIED
 
 
 def test_trim_keeps_exception_lines_and_top_frames():
@@ -133,3 +216,28 @@ def test_the_backlog_is_bounded_and_every_alert_is_pending_or_counted(batches):
         staged += record.stage([n for n in notices if n.receiver == "ding"], later(number))
         assert len(record.outbox) <= MAX_PENDING
         assert len(record.outbox) + sum(record.folded.values()) == staged
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    days=st.lists(st.integers(0, 20), min_size=1, max_size=6),
+    resolve=st.lists(st.booleans(), min_size=1, max_size=6),
+)
+def test_prune_keeps_exactly_the_incidents_that_can_still_matter(days, resolve):
+    alerting, now = AlertingRecord(), T0
+    for index, day in enumerate(sorted(days)):
+        now = T0 + timedelta(days=day)
+        plan_failures(3, alerting, now=now, first=index * 3, trace=100)
+        if resolve[index % len(resolve)]:
+            planner = Planner(tree([], RECEIVERS), (), now)
+            incident = alerting.state.incidents[
+                f"target=ws/ns|deployment=dep-{index * 3}|rule=failure"
+            ]
+            planner.resolve_incident(alerting.state, incident, Plan(), "running")
+    before = dict(alerting.state.incidents)
+    alerting.prune(now, HOUR)
+    for fingerprint, incident in before.items():
+        firing = incident.status is Status.FIRING
+        matters = now - incident.last_at < (KEEP_FIRING if firing else timedelta(hours=1))
+        assert (fingerprint in alerting.state.incidents) == matters
+    assert {fingerprint for _, fingerprint in alerting.state.log} <= set(alerting.state.incidents)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from flink_alerts.checkpoint.backend import OverlayBackend
 from flink_alerts.checkpoint.file import FileBackend
 from flink_alerts.checkpoint.store import CheckpointStore
 from flink_alerts.errors import CheckpointError, LeaseHeldError, LeaseLostError
@@ -92,6 +93,25 @@ def test_file_backend_is_a_real_compare_and_swap(tmp_path):
     assert backend.save("k", b'{"a": 1}', 1)
     assert backend.load("k").version == 2 and backend.load("k").body == b'{"a": 1}'
     assert list(tmp_path.glob(".k.json.*")) == []  # no temp files left behind
+
+
+def test_file_backend_deletes_a_record_and_its_lock(tmp_path):
+    backend = FileBackend(tmp_path)
+    assert backend.save("k", b"{}", None) and backend.save("other", b"{}", None)
+    backend.delete("k")
+    assert backend.load("k") is None and backend.load("other") is not None
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["other.json", "other.lock"]
+    backend.delete("k")  # nothing there: nothing happens
+    assert backend.save("k", b"{}", None) and backend.load("k").version == 1
+
+
+def test_a_dry_run_deletes_in_memory_only(tmp_path):
+    base = FileBackend(tmp_path)
+    assert base.save("k", b"{}", None)
+    overlay = OverlayBackend(base)
+    overlay.delete("k")
+    assert overlay.load("k") is None and base.load("k") is not None
+    assert overlay.save("k", b"{}", None) and base.load("k").version == 1
 
 
 def test_unwritable_directory_is_a_checkpoint_error(tmp_path):

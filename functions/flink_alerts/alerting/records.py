@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +25,11 @@ ALERT_BYTES = 2048  # an alert as stored for delivery: headline, cause chain, to
 INCIDENT_BYTES = 512  # an incident's latest alert: enough for a digest or resolved line
 FRAMES_PER_EXCEPTION = 3
 KEEP_APPLIED = timedelta(days=2)
-KEEP_RESOLVED = timedelta(days=7)
+KEEP_FIRING = timedelta(days=7)
+# About 1 KB per incident (its trimmed alert and a log entry per route): together with the
+# planned ids this keeps the alerting record under 1 MB (measured in tests/unit/test_records.py).
+MAX_INCIDENTS = 600
+MAX_APPLIED = 5000
 
 
 def trim_message(text: str, limit: int) -> str:
@@ -162,15 +167,49 @@ class AlertingRecord:
     def mark_staged(self, receivers: list[str]) -> None:
         self.receivers = list(dict.fromkeys([*self.receivers, *receivers]))
 
-    def prune(self, now: datetime) -> None:
-        """Forget what cannot matter any more, so the record stays small."""
+    def prune(self, now: datetime, repeat_intervals: Mapping[str, float]) -> None:
+        """Forget what cannot matter any more, so the record stays small (well under 1 MB).
+
+        `repeat_intervals`: route path -> repeat_interval in seconds (a route no longer
+        configured counts as 0). The rules, documented in the README:
+
+        - a firing incident with no event nor notice for KEEP_FIRING (or its longest
+          repeat_interval, if longer, so a due digest still goes out) is forgotten: a later
+          failure is news again, and no resolved notice follows;
+        - a resolved incident is forgotten once its longest repeat_interval has passed since
+          its last event or notice (at once if no notice was sent for it);
+        - beyond MAX_INCIDENTS, the quietest go first (resolved before firing), and beyond
+          MAX_APPLIED planned event ids the oldest.
+        """
         horizon = (now - KEEP_APPLIED).isoformat()
-        self.applied = {key: at for key, at in self.applied.items() if at >= horizon}
+        applied = sorted(((at, key) for key, at in self.applied.items() if at >= horizon))
+        self.applied = {key: at for at, key in applied[-MAX_APPLIED:]}
         incidents = self.state.incidents
-        for fingerprint, incident in list(incidents.items()):
-            if incident.status is Status.RESOLVED and incident.last_at < now - KEEP_RESOLVED:
-                del incidents[fingerprint]
+        for fingerprint in self._expired(now, repeat_intervals):
+            del incidents[fingerprint]
+        by_quietness = sorted(
+            incidents.values(), key=lambda i: (i.status is Status.FIRING, i.last_at)
+        )
+        for incident in by_quietness[: max(len(incidents) - MAX_INCIDENTS, 0)]:
+            del incidents[incident.fingerprint]
         self.state.log = {key: s for key, s in self.state.log.items() if key[1] in incidents}
+
+    def _expired(self, now: datetime, repeat_intervals: Mapping[str, float]) -> list[str]:
+        repeat: dict[str, float] = {}
+        last_notice: dict[str, datetime] = {}
+        for (path, fingerprint), sent in self.state.log.items():
+            repeat[fingerprint] = max(repeat.get(fingerprint, 0.0), repeat_intervals.get(path, 0))
+            last_notice[fingerprint] = max(last_notice.get(fingerprint, sent.at), sent.at)
+        expired = []
+        for fingerprint, incident in self.state.incidents.items():
+            # Our clock counts too: a backlog of old events must not be forgotten as it arrives.
+            quiet_since = max(incident.last_at, last_notice.get(fingerprint, incident.last_at))
+            keep = timedelta(seconds=repeat.get(fingerprint, 0.0))
+            if incident.status is Status.FIRING:
+                keep = max(keep, KEEP_FIRING)
+            if now - quiet_since >= keep:
+                expired.append(fingerprint)
+        return expired
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -33,6 +33,11 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the record; nothing happens when there is none. Unconditional: only for
+        records nobody writes any more (a retired target's)."""
+
+    @abstractmethod
     def describe(self) -> str:
         """Where the records live, for messages (no secrets)."""
 
@@ -42,13 +47,14 @@ class OverlayBackend(Backend):
 
     def __init__(self, base: Backend) -> None:
         self.base = base
-        self.written: dict[str, Stored] = {}
+        self.written: dict[str, Stored | None] = {}  # None: deleted
         self.lock = threading.Lock()
 
     def load(self, key: str) -> Stored | None:
         with self.lock:
-            written = self.written.get(key)
-        return written or self.base.load(key)
+            if key in self.written:
+                return self.written[key]
+        return self.base.load(key)
 
     def save(self, key: str, body: bytes, expected_version: int | None) -> bool:
         current = self.load(key)
@@ -57,6 +63,10 @@ class OverlayBackend(Backend):
                 return False
             self.written[key] = Stored((expected_version or 0) + 1, body)
             return True
+
+    def delete(self, key: str) -> None:
+        with self.lock:
+            self.written[key] = None
 
     def describe(self) -> str:
         return f"{self.base.describe()} (dry run: nothing is written)"

@@ -42,6 +42,17 @@ class FileBackend(Backend):
             self._write_atomically(self._path(key), _HEADER.encode() + b"%d\n" % version + body)
             return True
 
+    def delete(self, key: str) -> None:
+        with self._locked(key):
+            try:
+                self._path(key).unlink(missing_ok=True)
+                # Nobody writes a deleted record (see Backend.delete), so its lock can go too.
+                (self.directory / f"{key}.lock").unlink(missing_ok=True)
+            except OSError as exc:
+                raise CheckpointError(
+                    f"{self._path(key)}: cannot delete checkpoint: {exc.strerror}"
+                ) from None
+
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.json"
 

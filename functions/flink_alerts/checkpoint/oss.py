@@ -111,6 +111,12 @@ class OssBackend(Backend):
         self._delete_quietly(key, [v for v in versions if v < version - 1])
         return True
 
+    def delete(self, key: str) -> None:
+        """Every version, the newest last: until then a reader still finds the record whole."""
+        for version in self._versions(key):
+            with self._errors("delete", key):
+                self._bucket.delete_object(self._object_name(key, version))
+
     def _refuse_versioned_bucket(self, key: str) -> None:
         """Raise CheckpointError unless the bucket's versioning was never enabled."""
         bucket = (self.endpoint, self.bucket_name)

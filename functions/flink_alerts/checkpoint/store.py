@@ -344,6 +344,17 @@ class RecordStore:
             f"{self.backend.describe()} key {lease.key}: too many concurrent writers"
         )
 
+    def inspect(self, key: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The record and its lease as stored (for `checkpoint show`); (None, None) if never saved."""
+        data, lease, _ = self._load(key)
+        return data, lease
+
+    def reset(self, key: str, empty: dict[str, Any]) -> None:
+        """Replace whatever is stored (even a corrupt record, even under a lease) with `empty`."""
+        stored = self.backend.load(key)
+        if not self.backend.save(key, _record(empty, None), stored.version if stored else None):
+            raise CheckpointError(f"{key}: the record changed during reset; try again")
+
     def _load(self, key: str) -> tuple[dict[str, Any] | None, dict | None, int | None]:
         stored = self.backend.load(key)
         if stored is None:
@@ -353,7 +364,8 @@ class RecordStore:
             return record["record"], record.get("lease"), stored.version
         except (ValueError, UnicodeDecodeError, KeyError, TypeError):
             raise CheckpointError(
-                f"{self.backend.describe()} key {key}: not a flink-alerts record; delete it to start over"
+                f"{self.backend.describe()} key {key}: not a flink-alerts record; inspect it with "
+                "`flink-alerts checkpoint show`, start over with `flink-alerts checkpoint reset`"
             ) from None
 
 

@@ -33,7 +33,7 @@ _CONDITION_FAILED = "OTSConditionCheckFail"
 _HINTS = {
     "OTSObjectNotExist": "create the table with one primary key column `target` of type STRING",
     "OTSAuthFailed": "check the AccessKey ID/secret, the STS token and the instance name",
-    "OTSNoPermissionAccess": "the AccessKey lacks ots:GetRow/ots:PutRow on this table",
+    "OTSNoPermissionAccess": "the AccessKey lacks ots:GetRow/PutRow/DeleteRow on this table",
 }
 _PK_HINT = "the table must have exactly one primary key column `target` of type STRING"
 # New instances refuse their public endpoint: "Request denied by instance ACL policies".
@@ -109,6 +109,12 @@ class TablestoreBackend(Backend):
         except _ConditionFailed:
             return False
         return True
+
+    def delete(self, key: str) -> None:
+        row = tablestore.Row([(_PRIMARY_KEY, key)])
+        anyway = tablestore.Condition(tablestore.RowExistenceExpectation.IGNORE)
+        with self._errors("DeleteRow", key):
+            self._client.delete_row(self.table, row, anyway)
 
     def _where(self, key: str | None) -> str:
         return f"{self.describe()} key {key}" if key else self.describe()

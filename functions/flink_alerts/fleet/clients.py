@@ -15,7 +15,7 @@ from .config import DEFAULT_FLINK_ENDPOINT, endpoint_for
 from .discovery import Scope, foasconsole_endpoint
 from .foasconsole import VERSION as FOASCONSOLE_VERSION
 from .foasconsole import Foasconsole
-from .rpc import RpcClient
+from .rpc import CallCount, RpcClient
 from .sts import RoleSessions
 
 
@@ -35,6 +35,7 @@ class Accounts:
         self.sessions = sessions or sts.SESSIONS
         self.names = {a.role_arn: a.session_name for a in settings.accounts}
         self._failed: dict[str, AccountError] = {}
+        self.calls = CallCount()  # management API calls: foasconsole and STS
         self._lock = threading.Lock()
 
     def credentials(self, account: str) -> Credentials:
@@ -50,6 +51,7 @@ class Accounts:
                     self.names.get(account, "flink-alerts"),
                     self.settings.sts_endpoint,
                     self.settings.timeout_s,
+                    self.calls,
                 )
             except FlinkAlertsError as exc:
                 self._failed[account] = AccountError(f"account {account}: {exc}")
@@ -62,6 +64,7 @@ class Accounts:
             version=FOASCONSOLE_VERSION,
             ram_code="stream",
             timeout_s=self.settings.timeout_s,
+            calls=self.calls,
         )
         return Foasconsole(rpc)
 
@@ -85,7 +88,9 @@ class TargetClients:
 
     @property
     def api_calls(self) -> int:
-        return sum(client.api_calls for client in list(self._clients.values()))
+        """Flink OpenAPI calls plus discovery (foasconsole) and AssumeRole (STS) calls."""
+        flink = sum(client.api_calls for client in list(self._clients.values()))
+        return flink + self.accounts.calls.value
 
     def endpoint(self, target: Target) -> str:
         template = self.settings.endpoint or DEFAULT_FLINK_ENDPOINT

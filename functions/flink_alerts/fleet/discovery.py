@@ -4,8 +4,9 @@ Discovery lists workspaces (DescribeInstances, once per region) and their namesp
 (DescribeNamespaces, once per workspace), at most once per `refresh`: the listing is cached in
 the checkpoint store as one record (`fleet`), so every run and every warm or cold instance shares
 it. A failed listing keeps the last known one and says so. Discovered targets start at `latest`
-(a new namespace's old events are not alerted); a namespace that vanished is simply not run
-again, its checkpoint left in place.
+(a new namespace's old events are not alerted). A namespace that vanished from a listing is
+retired: not run again, its checkpoint kept for RETIRED_KEPT after the last listing that had it
+(in case it comes back), then deleted. The record remembers retired targets under `retired`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
 from typing import Any
 
-from ..checkpoint.store import NamedRecord
+from ..checkpoint.backend import Backend
+from ..checkpoint.store import NamedRecord, record_key
 from ..errors import CheckpointError, FlinkAlertsError
 from ..events import Target
 from .config import DiscoverConfig, endpoint_for
@@ -26,6 +28,7 @@ from .foasconsole import Foasconsole
 
 log = logging.getLogger("flink_alerts.fleet")
 RECORD_NAME = "fleet"
+RETIRED_KEPT = timedelta(days=7)
 
 Listing = list[dict[str, Any]]  # [{"id", "name", "namespaces": [...]}] of one region
 
@@ -154,6 +157,49 @@ def well_formed(entry: Any) -> bool:
         return False
 
 
+def vanished(scope: Scope, before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:
+    """Targets the earlier listing had and the new one lacks -> when they were last listed."""
+
+    def names(entry: dict[str, Any]) -> set[str]:
+        return {target.name for target, _ in discovered(scope, entry["workspaces"], "")}
+
+    gone = names(before) - names(after)
+    return dict.fromkeys(sorted(gone), before["listed_at"])
+
+
+def retired_in(record: dict[str, Any] | None) -> dict[str, str]:
+    """The stored retired targets (name -> last listed), what is well formed of them."""
+    stored = (record or {}).get("retired")
+    if not isinstance(stored, dict):
+        return {}
+    return {name: at for name, at in stored.items() if _is_time(at) and "/" in name}
+
+
+def expired(retired: dict[str, str], active: set[str], now: datetime) -> list[str]:
+    """Retired targets whose grace period is over (and that did not come back)."""
+    horizon = now - RETIRED_KEPT
+    return [n for n, at in retired.items() if n not in active and _time(at) <= horizon]
+
+
+def still_retired(
+    current: dict[str, Any] | None, newly: dict[str, str], active: set[str], deleted: set[str]
+) -> dict[str, str]:
+    """The earliest known retirement wins; targets back in the fleet or deleted are dropped."""
+    known = {**newly, **retired_in(current)}
+    return {name: at for name, at in known.items() if name not in active | deleted}
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _is_time(text: Any) -> bool:
+    try:
+        return isinstance(text, str) and _time(text).tzinfo is not None
+    except ValueError:
+        return False
+
+
 def merged(current: dict[str, Any] | None, fresh: dict[str, Any], keys: set[str]) -> dict:
     """The record to save: fresh listings over the stored ones, scopes no longer configured
     dropped."""
@@ -187,23 +233,29 @@ class Discovery:
         wanted = scopes(self.settings)
         if not wanted or self.record is None:
             return fleet
-        stored = (self.record.load() or {}).get("scopes")
+        record = self.record.load()
+        stored = (record or {}).get("scopes")
         cached = (
             {k: v for k, v in stored.items() if well_formed(v)} if isinstance(stored, dict) else {}
         )
-        now, fresh = self.clock(), {}
+        now, fresh, retiring = self.clock(), {}, {}
         for scope in wanted:
             entry = cached.get(scope.key)
             if due(entry, scope.discover.refresh, now):
                 listed = self._refresh(scope, entry, now, fleet)
                 if listed is not None:
+                    retiring.update(vanished(scope, entry, listed) if entry else {})
                     entry = fresh[scope.key] = listed
             if entry is not None:
                 origin = f"discovered in {scope.describe()} at {entry['listed_at']}"
                 for target, where in discovered(scope, entry["workspaces"], origin):
                     fleet.add(target, where)
         if fresh and self.save:
-            _store(self.record, fresh, {scope.key for scope in wanted})
+            active = {target.name for target in fleet.targets}
+            retired = {**retiring, **retired_in(record)}
+            deleted = _delete(self.record.backend, expired(retired, active, now), retired)
+            retire = Retirement(retiring, active, deleted)
+            _store(self.record, fresh, {scope.key for scope in wanted}, retire)
         return fleet
 
     def _refresh(
@@ -221,10 +273,35 @@ class Discovery:
         return {"listed_at": now.isoformat(), "workspaces": listing}
 
 
-def _store(record: NamedRecord, fresh: dict[str, Any], keys: set[str]) -> None:
+def _delete(backend: Backend, names: list[str], retired: dict[str, str]) -> set[str]:
+    """Delete the checkpoints of targets retired for RETIRED_KEPT; the names deleted."""
+    deleted = set()
+    for name in names:
+        workspace, _, namespace = name.partition("/")
+        try:
+            backend.delete(record_key(Target(workspace, namespace)))
+        except CheckpointError as exc:  # kept as retired: deleted at a later refresh
+            log.warning("cannot delete the checkpoint of retired %s: %s", name, exc)
+            continue
+        log.info("deleted the checkpoint of %s, not discovered since %s", name, retired[name])
+        deleted.add(name)
+    return deleted
+
+
+@dataclass(frozen=True)
+class Retirement:
+    newly: dict[str, str]  # name -> last listed
+    active: set[str]  # in this run's fleet
+    deleted: set[str]  # checkpoints deleted now
+
+    def apply(self, current: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
+        return {**record, "retired": still_retired(current, self.newly, self.active, self.deleted)}
+
+
+def _store(record: NamedRecord, fresh: dict[str, Any], keys: set[str], retire: Retirement) -> None:
     """Best effort: a listing that cannot be cached is listed again next run."""
     try:
-        saved = record.update(lambda current: merged(current, fresh, keys))
+        saved = record.update(lambda current: retire.apply(current, merged(current, fresh, keys)))
     except CheckpointError as exc:
         saved = False
         log.warning("cannot cache the discovered fleet: %s", exc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -23,6 +24,23 @@ from ..flink import signer
 
 USER_AGENT = "flink-alerts/0.1"
 _SIGNATURE = re.compile(r"Signature=[0-9A-Fa-f]+")
+
+
+class CallCount:
+    """Requests sent by the RPC clients that share it: a run's foasconsole and STS calls."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    @property
+    def value(self) -> int:
+        with self._lock:
+            return self._count
 
 
 class RpcClient:
@@ -39,6 +57,7 @@ class RpcClient:
         max_attempts: int = 3,
         session: requests.Session | None = None,
         backoff_s: float = 0.5,
+        calls: CallCount | None = None,
     ) -> None:
         parts = urlsplit(endpoint)
         self.base, self.host = f"{parts.scheme}://{parts.netloc}", parts.netloc
@@ -49,7 +68,7 @@ class RpcClient:
         self.max_attempts = max(1, max_attempts)
         self.session = session or requests.Session()
         self.backoff_s = backoff_s
-        self.calls = 0
+        self.calls = calls or CallCount()  # every attempt, failed ones too
 
     def call(self, action: str, params: dict[str, Any], *, method: str = "GET") -> dict:
         query = {key: str(value) for key, value in params.items() if value is not None}
@@ -91,7 +110,7 @@ class RpcClient:
     def _send(self, method: str, action: str, query: dict[str, str]) -> dict:
         date, nonce = signer.acs_date(), signer.new_nonce()
         url, headers = self.prepare(method, action, query, date=date, nonce=nonce)
-        self.calls += 1
+        self.calls.add()
         try:
             response = self.session.request(
                 method, url, headers=headers, timeout=self.timeout_s, allow_redirects=False

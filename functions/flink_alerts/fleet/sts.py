@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from ..credentials import Credentials
 from ..errors import MalformedResponseError
-from .rpc import RpcClient
+from .rpc import CallCount, RpcClient
 
 VERSION = "2015-04-01"
 DURATION_S = 3600
@@ -65,14 +65,26 @@ class RoleSessions:
         self.assumed = 0  # AssumeRole calls made (for tests and bench)
 
     def credentials(
-        self, caller: Credentials, role_arn: str, session_name: str, endpoint: str, timeout_s: float
+        self,
+        caller: Credentials,
+        role_arn: str,
+        session_name: str,
+        endpoint: str,
+        timeout_s: float,
+        calls: CallCount | None = None,
     ) -> Credentials:
+        """`calls` counts the AssumeRole requests made for this caller's run."""
         key = (caller.access_key_id, role_arn, endpoint)
         with self._lock:  # one AssumeRole per role at a time, not one per waiting target
             session = self._sessions.get(key)
             if session is None or session.expires_at - RENEW_BEFORE <= self.clock():
                 rpc = RpcClient(
-                    endpoint, caller, version=VERSION, ram_code="sts", timeout_s=timeout_s
+                    endpoint,
+                    caller,
+                    version=VERSION,
+                    ram_code="sts",
+                    timeout_s=timeout_s,
+                    calls=calls,
                 )
                 session = assume_role(rpc, role_arn, session_name)
                 self.assumed += 1
