@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -174,8 +175,10 @@ def cmd_routes(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError("--event", f"not JSON: {exc}") from None
     now = _parse_at(args.at)
-    workspaces = {t.workspace for t in settings.targets if t.namespace == raw.get("namespace")}
-    event, name = event_from_json(raw, now, next(iter(workspaces)) if len(workspaces) == 1 else "")
+    event, name = event_from_json(raw, now)
+    workspaces = {t.workspace for t in settings.targets if t.namespace == event.namespace}
+    if not event.workspace and len(workspaces) == 1:
+        event = replace(event, workspace=workspaces.pop())
     lines = explain(
         event,
         name,
