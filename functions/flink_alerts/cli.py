@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     command("check", cmd_check, "validate the configuration and render every receiver's template")
     events = command("events", cmd_events, "print events as JSON lines, newest first")
     events.add_argument("--target", required=True, help="WORKSPACE/NAMESPACE")
-    events.add_argument("--limit", type=int, default=50)
+    events.add_argument("--limit", type=_positive_int, default=50)
     events.add_argument("--deployment", help="only this deploymentId")
     render = command("render", cmd_render, "print the exact payload a receiver would get")
     render.add_argument("--receiver", required=True)
@@ -104,6 +104,16 @@ def _parser() -> argparse.ArgumentParser:
     checkpoint.add_argument("action", choices=["show", "reset"])
     checkpoint.add_argument("--target", required=True, help="WORKSPACE/NAMESPACE")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
 
 
 def _credentials() -> Any:

@@ -117,3 +117,12 @@ def test_events_from_a_replay_file_newest_first(capsys, monkeypatch):
     assert main([*args, "--deployment", "d-7f3a9c01"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["eventId"] for line in lines] == ["ev-0006-7f3a", "ev-0005-7f3a"]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_events_refuses_a_limit_below_one(capsys, limit):
+    args = ["events", "--config", "examples/config.yaml", "--target", "a/b", "--limit", limit]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert "--limit: must be 1 or more" in capsys.readouterr().err
