@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from .errors import ConfigError, DeliveryError, FlinkAlertsError
+from .errors import CheckpointError, ConfigError, DeliveryError, FlinkAlertsError
 from .events import Target
 from .scrub import scrub
 from .settings import Settings, load_settings
@@ -255,7 +255,11 @@ def cmd_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
     target = _target(args.target)
     store = open_store(settings.checkpoint, region=settings.region, credentials=_credentials)
     if args.action == "reset":
-        store.reset(target)
+        if not store.reset(target):
+            raise CheckpointError(
+                f"{target.name}: no checkpoint at {store.where(target)}, nothing reset "
+                "(is the target right? `flink-alerts targets` lists them)"
+            )
         print(
             f"{target.name}: checkpoint reset; the next run starts as a first run ({settings.start_from})"
         )
