@@ -100,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--deployment", help="only this deploymentId")
     render = command("render", cmd_render, "print the exact payload a receiver would get")
     render.add_argument("--receiver", required=True)
-    render.add_argument("--events", help="JSON file: a list of events or GetEvents pages")
+    render.add_argument(
+        "--events", help="a JSON list of events, what `events` prints, or GetEvents pages"
+    )
     test_send = command("test-send", cmd_test_send, "send a clearly marked test alert")
     test_send.add_argument("--receiver", required=True)
     checkpoint = command("checkpoint", cmd_checkpoint, "inspect or reset a target's checkpoint")
