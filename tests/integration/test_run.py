@@ -236,6 +236,16 @@ def test_reset_of_a_target_without_checkpoint_writes_nothing_and_says_so(
     assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == before
 
 
+def test_a_target_named_twice_is_run_once(tmp_path, capsys, flink_server, receiver, cloud_env):
+    # It used to run twice at once: "targets": 2 and one of them "skipped" on its own lease.
+    flink_server.generate(14)
+    config = write_config(tmp_path, flink_server, [receiver])
+    target = f"{flink_server.workspace}/{flink_server.namespace}"
+    code, summary = run(capsys, config, "--target", target, "--target", target)
+    assert code == 0 and summary["targets"] == 1 and summary["skipped"] == 0
+    assert summary["sent"] >= 1
+
+
 def test_two_processes_on_the_same_timer_event_deliver_once(
     tmp_path, flink_server, receiver, cloud_env
 ):
