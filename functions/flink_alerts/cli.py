@@ -9,10 +9,11 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from .errors import ConfigError, DeliveryError, FlinkAlertsError
+from .errors import CheckpointError, ConfigError, DeliveryError, FlinkAlertsError
 from .events import Target
 from .scrub import scrub
 from .settings import Settings, load_settings
@@ -34,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader left (`| head`): stop quietly, like other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141
     except Exception as exc:  # a bug: one line, the traceback only when asked for
         if args.log_level == "DEBUG":
             raise
@@ -93,11 +97,13 @@ def _parser() -> argparse.ArgumentParser:
     command("check", cmd_check, "validate the configuration and render every receiver's template")
     events = command("events", cmd_events, "print events as JSON lines, newest first")
     events.add_argument("--target", required=True, help="WORKSPACE/NAMESPACE")
-    events.add_argument("--limit", type=int, default=50)
+    events.add_argument("--limit", type=_positive_int, default=50)
     events.add_argument("--deployment", help="only this deploymentId")
     render = command("render", cmd_render, "print the exact payload a receiver would get")
     render.add_argument("--receiver", required=True)
-    render.add_argument("--events", help="JSON file: a list of events or GetEvents pages")
+    render.add_argument(
+        "--events", help="a JSON list of events, what `events` prints, or GetEvents pages"
+    )
     test_send = command("test-send", cmd_test_send, "send a clearly marked test alert")
     test_send.add_argument("--receiver", required=True)
     checkpoint = command("checkpoint", cmd_checkpoint, "inspect or reset a stored record")
@@ -109,6 +115,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     record.add_argument("--receiver", help="a receiver's record: pending notices, rate limit")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
 
 
 def _credentials() -> Any:
@@ -180,8 +196,10 @@ def cmd_routes(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError("--event", f"not JSON: {exc}") from None
     now = _parse_at(args.at)
-    workspaces = {t.workspace for t in settings.targets if t.namespace == raw.get("namespace")}
-    event, name = event_from_json(raw, now, next(iter(workspaces)) if len(workspaces) == 1 else "")
+    event, name = event_from_json(raw, now)
+    workspaces = {t.workspace for t in settings.targets if t.namespace == event.namespace}
+    if not event.workspace and len(workspaces) == 1:
+        event = replace(event, workspace=workspaces.pop())
     lines = explain(
         event,
         name,
@@ -250,7 +268,11 @@ def cmd_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
         return _notification_record(settings, store, args)
     target = _target(args.target)
     if args.action == "reset":
-        store.reset(target)
+        if not store.reset(target):
+            raise CheckpointError(
+                f"{target.name}: no checkpoint at {store.where(target)}, nothing reset "
+                "(is the target right? `flink-alerts targets` lists them)"
+            )
         print(
             f"{target.name}: checkpoint reset; the next run starts as a first run ({settings.start_from})"
         )

@@ -66,6 +66,9 @@ class Deliverer:
         self.channels = channels
         self.policy = policy
         self.limiter = limiter
+        # Receivers down or in need of a fix in this run: their other groups wait for the next
+        # run, so a receiver that hangs costs one timeout per run, not one per group.
+        self.unavailable: set[str] = set()
 
     def deliver_due(
         self,
@@ -100,6 +103,8 @@ class Deliverer:
         report: Report,
     ) -> None:
         receiver = batch.receiver
+        if receiver in self.unavailable:
+            return
         channel = self.channels.get(receiver)
         keys = tuple(entry.alert.key for entry in entries)
         if channel is None:
@@ -139,6 +144,8 @@ class Deliverer:
             self._send_or_plain(channel, message)
         except DeliveryError as exc:
             self._record_failure(checkpoint, channel.name, message.alert_keys, exc, now, report)
+            if exc.retryable or exc.fixable:
+                self.unavailable.add(channel.name)
             return False
         checkpoint.delivered(channel.name, message.alert_keys)
         report(Kind.SENT)

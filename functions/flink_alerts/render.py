@@ -439,17 +439,32 @@ def _template_error(exc: jinja2.TemplateError, filename: str) -> ConfigError:
 
 
 def load_sample_events(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """Raw GetEvents-style events: the built-in samples, or a file (a list or a `{data: [...]}`)."""
+    """Raw GetEvents-style events: the built-in samples, or a file: a list of events, JSON lines
+    (what `flink-alerts events` prints), a GetEvents page or a recording (`{"pages": [...]}`)."""
+    from .sources import raw_events
+
     source = Path(path) if path else SAMPLE_EVENTS
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
+        data = _json_or_json_lines(source.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(str(path or "samples"), f"cannot read events: {exc}") from None
     if isinstance(data, dict):
-        data = data.get("data", [])
-    if not isinstance(data, list):
-        raise ConfigError(str(path), "events file must hold a list of events or {data: [...]}")
+        data = raw_events(data)
+    if not isinstance(data, list) or not data:
+        raise ConfigError(
+            str(path), "no events: give a list of events, JSON lines or GetEvents pages"
+        )
     return data
+
+
+def _json_or_json_lines(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise
+        return [json.loads(line) for line in lines]
 
 
 def sample_batch(

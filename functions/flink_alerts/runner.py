@@ -57,7 +57,7 @@ def select_targets(targets: list[Target], names: list[str] | None = None) -> lis
     unknown = [name for name in names if name not in by_name]
     if unknown:
         raise ConfigError("targets", f"{unknown[0]!r} is not a configured WORKSPACE/NAMESPACE")
-    return [by_name[name] for name in names]
+    return [by_name[name] for name in dict.fromkeys(names)]  # each once, in the order given
 
 
 class Run:

@@ -148,7 +148,7 @@ def notice_batch(notice: Notice, receiver: str, now: datetime) -> Batch:
         message="\n".join([title, *notice.problems]),
     )
     severity = "critical" if notice.kind == "degraded" else "info"
-    alert = Alert(event, severity=severity, rule="self_alerts")
+    alert = Alert(event, severity=severity, rule="self_alerts", deployment_name="flink-alerts")
     status = "firing" if notice.kind == "degraded" else "resolved"
     return Batch(receiver, BRIDGE, (alert,), status=status, run_time=now)
 

@@ -62,7 +62,7 @@ class ReplaySource:
         """The target's events, oldest first, each id once."""
         unique: dict[str, FlinkEvent] = {}
         now = datetime.now(timezone.utc)
-        for raw in _raw_events(self._document()):
+        for raw in raw_events(self._document()):
             if raw.get("workspace", target.workspace) != target.workspace:
                 continue
             if raw.get("namespace", target.namespace) != target.namespace:
@@ -81,7 +81,7 @@ class ReplaySource:
             raise ConfigError("source", f"{self.path} is not valid JSON: {exc}") from None
 
 
-def _raw_events(document: Any) -> list[dict[str, Any]]:
+def raw_events(document: Any) -> list[dict[str, Any]]:
     pages = document.get("pages", [document]) if isinstance(document, dict) else document
     if not isinstance(pages, list):
         return []

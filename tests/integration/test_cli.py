@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,27 @@ def test_events_from_a_replay_file_newest_first(capsys, monkeypatch):
     assert main([*args, "--deployment", "d-7f3a9c01"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["eventId"] for line in lines] == ["ev-0006-7f3a", "ev-0005-7f3a"]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_events_refuses_a_limit_below_one(capsys, limit):
+    args = ["events", "--config", "examples/config.yaml", "--target", "a/b", "--limit", limit]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert "--limit: must be 1 or more" in capsys.readouterr().err
+
+
+def test_output_piped_into_head_ends_quietly():
+    # `flink-alerts events ... | head -1`: the reader goes away before everything is printed.
+    repo = Path(__file__).resolve().parents[2]
+    args = ["events", "--config", "examples/config.yaml", "--target", "a1b2c3d4e5/orders-prod"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flink_alerts.cli", *args],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # before the first line is written
+    _, err = process.communicate(timeout=60)
+    assert err.decode() == ""

@@ -222,6 +222,30 @@ def test_corrupt_checkpoint_is_shown_and_reset(tmp_path, capsys, flink_server, r
     assert shown["checkpoint"]["streams"] == {} and shown["lease"] is None
 
 
+def test_reset_of_a_target_without_checkpoint_writes_nothing_and_says_so(
+    tmp_path, capsys, flink_server, receiver, cloud_env
+):
+    # A typo in --target used to print "checkpoint reset" and create a stray record.
+    config = write_config(tmp_path, flink_server, [receiver])
+    run(capsys, config)
+    before = sorted(path.name for path in (tmp_path / "checkpoints").iterdir())
+    typo = f"{flink_server.workspace}/{flink_server.namespace}-typo"
+    assert main(["checkpoint", "reset", "--config", str(config), "--target", typo]) == 1
+    out, err = capsys.readouterr()
+    assert "no checkpoint" in err and "reset" not in out
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == before
+
+
+def test_a_target_named_twice_is_run_once(tmp_path, capsys, flink_server, receiver, cloud_env):
+    # It used to run twice at once: "targets": 2 and one of them "skipped" on its own lease.
+    flink_server.generate(14)
+    config = write_config(tmp_path, flink_server, [receiver])
+    target = f"{flink_server.workspace}/{flink_server.namespace}"
+    code, summary = run(capsys, config, "--target", target, "--target", target)
+    assert code == 0 and summary["targets"] == 1 and summary["skipped"] == 0
+    assert summary["sent"] >= 1
+
+
 def test_two_processes_on_the_same_timer_event_deliver_once(
     tmp_path, flink_server, receiver, cloud_env
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timezone
 from email import message_from_bytes, policy
 
 import pytest
@@ -19,7 +20,9 @@ from flink_alerts.channels.http import json_body, mask_url, scrub, url_secrets
 from flink_alerts.channels.slack import pack_sections
 from flink_alerts.errors import ConfigError
 from flink_alerts.events import Alert, Batch
+from flink_alerts.health import Notice
 from flink_alerts.render import Renderer, load_sample_events
+from flink_alerts.self_monitoring import notice_batch
 from flink_alerts.settings import (
     ConsoleReceiver,
     DingTalkReceiver,
@@ -458,3 +461,12 @@ def test_every_batch_fits_its_receiver(count, lines, line, renderer):
     wecom = build_one("wecom", batch, renderer).payload
     assert len(wecom["markdown"]["content"].encode()) <= 4096
     assert len(build_one("slack", batch, renderer).payload["blocks"]) <= 50
+
+
+@pytest.mark.parametrize("kind", ["dingtalk", "slack", "email", "console"])
+@pytest.mark.parametrize("kind_of_notice", ["degraded", "recovered"])
+def test_bridge_notices_are_not_titled_unknown_deployment(kind, kind_of_notice, renderer):
+    notice = Notice(kind_of_notice, ("ws/ns: 3 failed runs in a row",))
+    batch = notice_batch(notice, RECEIVERS[kind].name, datetime(2026, 5, 1, tzinfo=timezone.utc))
+    (text, *_) = preview(RECEIVERS[kind], renderer, batch)
+    assert "unknown deployment" not in text and "3 failed runs in a row" in text

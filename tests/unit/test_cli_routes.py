@@ -72,7 +72,12 @@ def test_routes_for_ignored_and_resolving_events(config, capsys):
 
 @pytest.mark.parametrize(
     ("args", "path"),
-    [(["--event", "{oops"], "--event: not JSON"), (["--event", "{}", "--at", "noon"], "--at")],
+    [
+        (["--event", "{oops"], "--event: not JSON"),
+        (["--event", "{}", "--at", "noon"], "--at"),
+        (["--event", "[1]"], "--event: must be a JSON object"),
+        (["--event", '"JOB_FAILED"'], "--event: must be a JSON object"),
+    ],
 )
 def test_bad_arguments_exit_2_in_one_line(config, capsys, args, path):
     assert main(["routes", "--config", config, *args]) == 2

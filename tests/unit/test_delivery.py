@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from flink_alerts.channels.base import Channel, Message
 from flink_alerts.checkpoint.model import Checkpoint
 from flink_alerts.checkpoint.outbox import RetryPolicy
-from flink_alerts.delivery import Deliverer, RateLimiter
+from flink_alerts.delivery import Deliverer, RateLimiter, due_batches
 from flink_alerts.errors import DeliveryError
 from flink_alerts.events import Alert, Batch, FlinkEvent, Target
 from flink_alerts.outcomes import Kind, Recorder
@@ -166,3 +168,41 @@ def test_no_plain_text_retry_for_errors_that_are_not_about_the_message():
     checkpoint = checkpoint_with("a")
     stats = due(deliverer(channel), checkpoint, T0, lambda: None)
     assert channel.sent == [] and stats.parked == 1 and len(checkpoint.outbox) == 1
+
+
+def two_groups(checkpoint: Checkpoint) -> list:
+    """The checkpoint's due entries as two message groups (two deployments, say)."""
+    (entries, batch), *_ = due_batches(TARGET, checkpoint, T0)
+    halves = [entries[:1], entries[1:]]
+    return [
+        (half, Batch("r", TARGET, tuple(e.alert for e in half), run_time=T0)) for half in halves
+    ]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DeliveryError("timed out", retryable=True),
+        DeliveryError("HTTP 401", retryable=False, fixable=True),
+    ],
+)
+def test_a_receiver_that_is_down_is_tried_once_per_run_not_once_per_group(error):
+    # A receiver that hangs would otherwise cost delivery.timeout_s per message group and blow
+    # the run's deadline (and FC's timeout) with many deployments failing at once.
+    channel = ScriptedChannel("r", [error, error])
+    checkpoint = checkpoint_with("a", "b")
+    stats = Stats(Recorder())
+    report = stats.recorder.at("receiver r")
+    deliverer(channel).deliver(checkpoint, lambda: two_groups(checkpoint), T0, lambda: None, report)
+    assert stats.failed == 1 and len(channel.outcomes) == 1
+    assert {entry.alert.key for entry in checkpoint.outbox} == {"a", "b"}
+
+
+def test_a_message_refused_for_itself_does_not_stop_the_next_group():
+    refused = DeliveryError("HTTP 400 invalid_payload", retryable=False)
+    channel = ScriptedChannel("r", [refused, refused])  # the message, then as plain text
+    checkpoint = checkpoint_with("a", "b")
+    stats = Stats(Recorder())
+    report = stats.recorder.at("receiver r")
+    deliverer(channel).deliver(checkpoint, lambda: two_groups(checkpoint), T0, lambda: None, report)
+    assert stats.dropped == 1 and channel.sent == [("b",)] and checkpoint.outbox == []

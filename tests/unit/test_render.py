@@ -270,6 +270,23 @@ def test_events_file_may_be_a_getevents_page(tmp_path):
         load_sample_events(tmp_path / "bad.json")
 
 
+def test_events_file_may_be_recorded_pages_or_the_events_command_output(tmp_path):
+    # examples/events.json is what `source: file://` replays: {"pages": [GetEvents pages]}.
+    recorded = {"pages": [{"data": load_sample_events()[:2]}, {"data": load_sample_events()[2:3]}]}
+    (tmp_path / "recorded.json").write_text(json.dumps(recorded))
+    assert len(load_sample_events(tmp_path / "recorded.json")) == 3
+    lines = "\n".join(json.dumps(event) for event in load_sample_events()[:4])  # `events` > file
+    (tmp_path / "events.jsonl").write_text(lines + "\n")
+    assert len(load_sample_events(tmp_path / "events.jsonl")) == 4
+
+
+@pytest.mark.parametrize("content", ["[]", '{"pages": 3}', '{"data": []}', '{"eventId": "x"}'])
+def test_events_file_without_events_is_an_error_not_an_empty_message(tmp_path, content):
+    (tmp_path / "empty.json").write_text(content)
+    with pytest.raises(ConfigError, match="no events"):
+        load_sample_events(tmp_path / "empty.json")
+
+
 @pytest.mark.parametrize(
     ("template", "escape", "block"),
     [

@@ -153,13 +153,17 @@ class CheckpointStore:
             return None, None
         return self._parse(stored, target)
 
-    def reset(self, target: Target) -> None:
-        """Replace whatever is stored (even a corrupt record) with an empty checkpoint."""
+    def reset(self, target: Target) -> bool:
+        """Replace whatever is stored (even a corrupt record) with an empty checkpoint; False
+        (and nothing written) when nothing is stored, which already means a first run."""
         key = record_key(target)
         stored = self.backend.load(key)
+        if stored is None:
+            return False
         empty = Checkpoint().to_dict()
         if not self.backend.save(key, _body(empty, None), stored.version if stored else None):
             raise CheckpointError(f"{target.name}: the checkpoint changed during reset; try again")
+        return True
 
     def _parse(self, stored: Stored | None, target: Target) -> tuple[Checkpoint, dict | None]:
         if stored is None:
