@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .events import Alert, FlinkEvent
+from .events import FlinkEvent
 
 # A transition that did not happen is a failure even when it names RUNNING as its goal.
 NOT_DONE = r"cannot|can't|unable to|could not|did not|timed? ?out|timeout"
@@ -14,6 +14,7 @@ CRITICAL = re.compile(rf"fail|error|exception|crash|outofmemory|{NOT_DONE}", re.
 TARGET_STATE = re.compile(r"(?:\bto\b|->|→|变为)\s*[\"'`]?([A-Z][A-Z_]+)\b")
 # The state a transition leaves says nothing about now: "from FAILED to STARTING" is a recovery.
 SOURCE_STATE = re.compile(r"\bfrom\s+[\"'`]?[A-Z][A-Z_]+\b[\"'`]?")
+RESTART = re.compile(r"\brestart(?:s|ed|ing)?\b", re.IGNORECASE)
 # Events that ingestion makes up for things to alert about (a backlog, a poison event).
 SYNTHETIC = ("EVENTS_NOT_SHOWN", "UNREADABLE_EVENT")
 
@@ -38,21 +39,16 @@ def is_failure(event: FlinkEvent) -> bool:
     return bool(FAILURE.search(event.event_name) or FAILURE.search(message))
 
 
+def is_restart(event: FlinkEvent) -> bool:
+    """The job restarts by itself: its own incident, so a terminal failure of the same deployment
+    is not folded into a restart loop's digest but alerted at once."""
+    if target_state(event) == "FAILED" or not is_failure(event):
+        return False
+    if RESTART.search(event.event_name.replace("_", " ")):
+        return True
+    return "FAIL" not in event.event_name.upper() and bool(RESTART.search(event.message[:300]))
+
+
 def severity(event: FlinkEvent) -> str:
     text = f"{event.event_name} {SOURCE_STATE.sub('', event.message)}"
     return "critical" if CRITICAL.search(text) else "warning"
-
-
-# Events the bridge itself makes: a backlog cut by max_pages, an event that could not be read.
-SYNTHETIC = {"EVENTS_NOT_SHOWN": "backlog", "UNREADABLE_EVENT": "unreadable"}
-
-
-def classify(events: list[FlinkEvent]) -> list[Alert]:
-    """The default rule: failure-looking events become alerts, in the order given."""
-    alerts = []
-    for event in events:
-        if event.event_name in SYNTHETIC:
-            alerts.append(Alert(event, severity="warning", rule=SYNTHETIC[event.event_name]))
-        elif is_failure(event):
-            alerts.append(Alert(event, severity=severity(event)))
-    return alerts

@@ -199,3 +199,16 @@ def test_a_route_grouped_by_namespace_sends_one_message_for_a_fleet(
     assert code == 0 and summary["targets"] == 2 and summary["alerts"] == 2
     (body,) = receiver.bodies
     assert sorted(alert["deploymentId"] for alert in body["alerts"]) == ["dep-a", "dep-b"]
+
+
+def test_a_terminal_failure_after_restarts_is_sent_at_once_not_folded(
+    tmp_path, capsys, flink_server, receiver, cloud_env
+):
+    path = config(tmp_path, flink_server, [receiver], routes=[{"repeat_interval": "1h"}])
+    events(flink_server, "dep-1", ["Job is restarting: TaskManager lost"] * 5)
+    run(capsys, path)
+    terminal = "Job failed: Recovery is suppressed by NoRestartBackoffTimeStrategy"
+    (failed,) = events(flink_server, "dep-1", [terminal], name="JOB_FAILED")
+    code, summary = run(capsys, path)
+    assert code == 0 and summary["sent"] == 1, summary
+    assert failed["eventId"] in [alert["eventId"] for alert in receiver.bodies[-1]["alerts"]]

@@ -292,6 +292,6 @@ def test_check_counts_configured_targets_and_discovery_regions(fleet: Fleet, cap
     assert main(["check", "--config", str(fleet.config(accounts=accounts))]) == 0
     assert (
         capsys.readouterr().out.strip()
-        == "ok: 1 targets, discovery in 3 region(s) of 1 account(s), 1 receivers, 3 rules, 0 routes, 0 silences"
+        == "ok: 1 targets, discovery in 3 region(s) of 1 account(s), 1 receivers, 4 rules, 0 routes, 0 silences"
     )
     assert fleet.console.request_count() == 0  # check calls nothing

@@ -87,7 +87,7 @@ def test_bad_arguments_exit_2_in_one_line(config, capsys, args, path):
 
 def test_check_counts_rules_routes_and_silences(config, capsys):
     assert main(["check", "--config", config]) == 0
-    assert "5 rules, 2 routes, 1 silences" in capsys.readouterr().out
+    assert "6 rules, 2 routes, 1 silences" in capsys.readouterr().out
 
 
 def test_check_exits_2_with_the_key_path(tmp_path, capsys):

@@ -52,7 +52,19 @@ def test_non_failures_are_ignored(name: str, message: str):
     assert not rules.is_failure(event(name, message))
 
 
-def test_severity_and_classify_keep_order():
-    events = [event("JOB_FAILED"), event("OK"), event("X", "restarting")]
-    alerts = rules.classify(events)
-    assert [a.severity for a in alerts] == ["critical", "warning"]
+def test_severity():
+    assert rules.severity(event("JOB_FAILED")) == "critical"
+    assert rules.severity(event("X", "restarting")) == "warning"
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "restart"),
+    [
+        ("JOB_RESTARTING", "Job is restarting: TaskManager lost", True),
+        ("X", "restarting after a failure", True),
+        ("JOB_FAILED", "Job failed: Recovery is suppressed by NoRestartBackoffTimeStrategy", False),
+        ("STATE_TRANSITION_IS_COMPLETED", "from RESTARTING to FAILED is completed", False),
+    ],
+)
+def test_a_restart_is_told_from_a_terminal_failure(name: str, message: str, restart: bool):
+    assert rules.is_restart(event(name, message)) is restart

@@ -92,6 +92,7 @@ def _synthetic(subject: Subject) -> bool:
 DEFAULT_RULES = (
     Rule("ingestion", "alert", _synthetic, lambda _event: "warning", ("target", "event_name")),
     Rule("recovered", "resolve", lambda s: builtin.is_recovery(s.event), builtin.severity),
+    Rule("restarting", "alert", lambda s: builtin.is_restart(s.event), builtin.severity),
     Rule("failure", "alert", lambda s: builtin.is_failure(s.event), builtin.severity),
 )
 
