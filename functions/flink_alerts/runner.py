@@ -209,7 +209,8 @@ class Run:
         report(Kind.FOLDED, plan.count(Reason.FOLDED))
         report(Kind.RESOLVED, plan.resolved)
         if alerts and not self.settings.receivers:
-            log.warning("%s: %d alerts and no receiver configured", target.name, alerts)
+            # Not a warning: the boundary moves on and these alerts reach nobody.
+            report(Kind.ERROR, reason=f"{alerts} alerts and no receiver configured (receivers:)")
 
     def _deliver_legacy_outbox(self, lease: Lease, now: datetime, report: Report) -> None:
         """Alerts staged per target by an older version: delivered as before, then gone."""
