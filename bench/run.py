@@ -26,9 +26,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "functions")]
 
-from bench.discovery import bench_discovery  # noqa: E402
-from bench.ingest import ingestion_table, steady_ingestion  # noqa: E402
-
 RESULTS = REPO / "bench" / "results.json"
 REPEAT = 7  # fresh processes per cold figure; warm calls are many more
 WARM_CALLS = 40
@@ -493,6 +490,10 @@ def table(figures: list[Figure]) -> str:
 
 
 def main() -> None:
+    # Here, not at the top: a child (`--child PART`) must not carry these imports in its RSS.
+    from bench.discovery import bench_discovery
+    from bench.ingest import ingestion_table, steady_ingestion
+
     started = time.perf_counter()
     figures, runs = bench_cold_and_warm()
     figures += bench_fleet() + bench_backlog() + bench_render() + bench_cost(runs)

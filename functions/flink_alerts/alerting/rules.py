@@ -89,10 +89,11 @@ def _synthetic(subject: Subject) -> bool:
     return subject.event.event_name in builtin.SYNTHETIC
 
 
+# First match wins, so `failure` only sees events `recovered` turned down: it need not ask again.
 DEFAULT_RULES = (
     Rule("ingestion", "alert", _synthetic, lambda _event: "warning", ("target", "event_name")),
     Rule("recovered", "resolve", lambda s: builtin.is_recovery(s.event), builtin.severity),
-    Rule("failure", "alert", lambda s: builtin.is_failure(s.event), builtin.severity),
+    Rule("failure", "alert", lambda s: builtin.looks_failed(s.event), builtin.severity),
 )
 
 
