@@ -190,7 +190,7 @@ class EventsPage:
         return self.size < page_size or self.index >= self.last_page(page_size)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Alert:
     """A failure event plus what we know about it; what templates and channels see."""
 

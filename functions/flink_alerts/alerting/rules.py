@@ -65,7 +65,7 @@ class Rule:
     needs_names: bool = False  # matches on deployment names (ListDeployments first)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """An event a rule alerted on or resolved with, and the incident it belongs to."""
 
