@@ -36,7 +36,6 @@ from .events import Alert, EventsPage, FlinkEvent, Target
 from .ingest import Ingested, Limits, ingest_target
 from .notify import Jobs, Notifier, rate_limits, with_causes
 from .outcomes import Kind, Recorder, Report, Summary
-from .self_monitoring import make_after_run
 from .settings import Settings
 from .sources import EventSource
 from .units import Start
@@ -339,7 +338,10 @@ def make_run(
         dry_run=dry_run,
         out=out,
     )
-    run.after_run = make_after_run(settings, store.backend, wiring.renderer)
+    if settings.self_alerts is not None or settings.heartbeat_url is not None:
+        from .self_monitoring import make_after_run  # here: a cold start without it skips it
+
+        run.after_run = make_after_run(settings, store.backend, wiring.renderer)
     return run
 
 

@@ -103,7 +103,10 @@ def ruleset(config: RulesConfig) -> tuple[Rule, ...]:
 
 
 def first_match(rules: tuple[Rule, ...], subject: Subject) -> Rule | None:
-    return next((rule for rule in rules if rule.matches(subject)), None)
+    for rule in rules:
+        if rule.matches(subject):
+            return rule
+    return None
 
 
 def classify(
