@@ -64,8 +64,9 @@ def severity(event: FlinkEvent) -> str:
 
 # The tests look at an event's name and message only, and events repeat those (a backlog is
 # mostly the same few transitions and traces): each distinct pair is judged once. The caches are
-# bounded, so distinct texts cost no more than before and hold little memory.
-CACHED = 1024
+# bounded: distinct texts cost no more than before, and each keeps at most 256 messages alive
+# (a few MB even if every one were a long trace).
+CACHED = 256
 
 
 def _target_state(message: str) -> str | None:
