@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flink_alerts.checkpoint.file import FileBackend  # noqa: E402
-from flink_alerts.checkpoint.store import CheckpointStore  # noqa: E402
+from flink_alerts.checkpoint.store import CheckpointStore, RecordStore  # noqa: E402
 from flink_alerts.events import Target  # noqa: E402
 from flink_alerts.flink.client import FlinkClient  # noqa: E402
 from flink_alerts.runner import Run  # noqa: E402
@@ -66,6 +66,7 @@ def steady(order: str, every_s: int | None, runs: int) -> dict:
                     settings,
                     source=client,
                     store=CheckpointStore(backend, local=True),
+                    records=RecordStore(backend, local=True),
                     channels={},
                     deadline=time.monotonic() + 240,
                 )

@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from sys import intern
 from typing import Any
 
 from .errors import EventParseError
@@ -72,12 +73,14 @@ def valid_text(text: str) -> str:
 
 def _text(raw: dict[str, Any], key: str) -> str:
     value = raw.get(key)
+    if type(value) is str and value.isascii():  # the usual case, and nothing to check
+        return value
     if value is None:
         return ""
     return valid_text(value if type(value) is str else str(value))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FlinkEvent:
     event_id: str
     event_name: str
@@ -98,14 +101,16 @@ class FlinkEvent:
         event_id = _text(raw, "eventId")
         if not event_id:
             raise EventParseError(f"event without eventId: {sorted(raw)}")
+        # Names and ids repeat from event to event: `intern` keeps one copy of each value, not
+        # one per event, which keeps a 100,000-event backlog small.
         return cls(
             event_id=event_id,
-            event_name=_text(raw, "eventName"),
+            event_name=intern(_text(raw, "eventName")),
             created_at=parse_created_at(raw.get("createdAt"), event_id=event_id),
-            workspace=_text(raw, "workspace") or workspace,
-            namespace=_text(raw, "namespace") or namespace,
-            deployment_id=_text(raw, "deploymentId"),
-            job_id=_text(raw, "jobId"),
+            workspace=intern(_text(raw, "workspace")) or workspace,
+            namespace=intern(_text(raw, "namespace")) or namespace,
+            deployment_id=intern(_text(raw, "deploymentId")),
+            job_id=intern(_text(raw, "jobId")),
             message=_text(raw, "message"),
         )
 
@@ -185,7 +190,7 @@ class EventsPage:
         return self.size < page_size or self.index >= self.last_page(page_size)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Alert:
     """A failure event plus what we know about it; what templates and channels see."""
 

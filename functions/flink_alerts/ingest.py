@@ -69,12 +69,12 @@ def read_stream(
     clock: Callable[[], datetime],
 ) -> Reading:
     """Read one stream's new events and move `state` on (in memory; the caller saves it)."""
-    pager = _Pager(fetch, limits.page_size, limits.parallel)
-    first = pager.page(1)
-    read_at = first.server_time or clock()
-    order = _learn_order(pager, first, state.order)
-    plan = _plan(state, start, limits.overlap, read_at, first.total)
-    walk = _walk(pager, order, plan, state, limits.max_pages)
+    with _Pager(fetch, limits.page_size, limits.parallel) as pager:
+        first = pager.page(1)
+        read_at = first.server_time or clock()
+        order = _learn_order(pager, first, state.order)
+        plan = _plan(state, start, limits.overlap, read_at, first.total)
+        walk = _walk(pager, order, plan, state, limits.max_pages)
     events = _unique(walk.events)
     reading = Reading([], len(events), pager.requests, read_at=read_at)
     before = (state.total, state.order, len(state.seen))
@@ -273,7 +273,9 @@ def _older_than(page: EventsPage, order: str | None, page_size: int) -> int | No
 class _Pager:
     """Reads and counts pages. A batch is read in parallel and kept only if every page of it
     reports the same totalSize: then no event was added or expired between them, and the batch
-    is as good as one read; otherwise its pages are read again one by one."""
+    is as good as one read; otherwise its pages are read again one by one. The threads that read
+    batches are started once per pager (a backlog reads hundreds of batches), and stopped when
+    the pager is used in a `with` block and that ends."""
 
     def __init__(self, fetch: Fetch, page_size: int, parallel: int = 1) -> None:
         self.fetch = fetch
@@ -281,6 +283,14 @@ class _Pager:
         self.parallel = parallel
         self.requests = 0
         self.cache: dict[int, EventsPage] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _Pager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def page(self, index: int) -> EventsPage:
         if index not in self.cache:
@@ -293,8 +303,9 @@ class _Pager:
         if len(wanted) < 2:
             return
         self.requests += len(wanted)
-        with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
-            pages = list(pool.map(self.fetch, wanted))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="pages")
+        pages = list(self._pool.map(self.fetch, wanted))
         if len({page.total for page in pages}) == 1 and pages[0].total is not None:
             self.cache.update(zip(wanted, pages, strict=True))
 

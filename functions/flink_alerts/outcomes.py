@@ -83,19 +83,23 @@ class Recorder:
     places: list[str] = field(default_factory=list)  # every target and receiver of the run
     parked: dict[str, datetime] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The outcomes again, by place: a target's log line reads its own, not the whole run's.
+    by_place: dict[str, list[Outcome]] = field(default_factory=dict, repr=False)
 
     def at(self, where: str) -> Report:
         with self.lock:
-            if where not in self.places:
+            if where not in self.by_place:
                 self.places.append(where)
+                self.by_place[where] = []
         return Report(self, where)
 
     def record(self, outcome: Outcome) -> None:
         with self.lock:
             self.outcomes.append(outcome)
+            self.by_place.setdefault(outcome.where, []).append(outcome)
 
     def total(self, kind: Kind, where: str | None = None) -> int:
-        return sum(o.count for o in self._all() if o.kind is kind and where in (None, o.where))
+        return sum(o.count for o in self._all(where) if o.kind is kind)
 
     def errors(self) -> list[str]:
         """One line per place and problem: errors, and receivers waiting for a fix."""
@@ -108,7 +112,7 @@ class Recorder:
     def fields(self, where: str) -> dict[str, Any]:
         """The log line of one target or receiver."""
         counts = {kind.value: self.total(kind, where) for kind in (*SUMMARY_COUNTS, Kind.REQUESTS)}
-        errors = [o.reason for o in self._all() if o.where == where and o.kind is Kind.ERROR]
+        errors = [o.reason for o in self._all(where) if o.kind is Kind.ERROR]
         return {
             "where": where,
             **counts,
@@ -127,9 +131,10 @@ class Recorder:
             dry_run=dry_run,
         )
 
-    def _all(self) -> list[Outcome]:
+    def _all(self, where: str | None = None) -> list[Outcome]:
+        """Every outcome, or those of one place."""
         with self.lock:
-            return list(self.outcomes)
+            return list(self.outcomes if where is None else self.by_place.get(where, ()))
 
 
 @dataclass

@@ -36,7 +36,6 @@ from .events import Alert, EventsPage, FlinkEvent, Target
 from .ingest import Ingested, Limits, ingest_target
 from .notify import Jobs, Notifier, rate_limits, with_causes
 from .outcomes import Kind, Recorder, Report, Summary
-from .self_monitoring import make_after_run
 from .settings import Settings
 from .sources import EventSource
 from .units import Start
@@ -166,16 +165,24 @@ class Run:
     def _run_target(self, target: Target, report: Report) -> None:
         now = self.clock()
         snapshot = self.store.snapshot(target, now)
-        ingested = self._take_in(target, snapshot.checkpoint, report)
-        events = [] if ingested.quiet_start else ingested.events
-        verdicts = self._enrich(target, self._classify(target, events))
+        verdicts, changed = self._verdicts(target, snapshot.checkpoint, report)
+        verdicts = self._enrich(target, verdicts)
         plan = self.notifier.stage(target, verdicts, self.jobs, now)
         self._report_plan(target, report, verdicts, plan)
         if snapshot.checkpoint.outbox:
             ttl = max(self.deadline - time.monotonic(), 0) + LEASE_MARGIN_S
             self._deliver_legacy_outbox(self.store.acquire_from(snapshot, ttl, now), now, report)
-        elif ingested.changed:
+        elif changed:
             self.store.commit(snapshot)  # after staging: nothing new is lost by a crash
+
+    def _verdicts(
+        self, target: Target, checkpoint: Checkpoint, report: Report
+    ) -> tuple[list[Verdict], bool]:
+        """The new events' verdicts, and whether the checkpoint changed. Only the events a rule
+        kept live on: the others (most of a backlog) are freed before the rest of the run."""
+        ingested = self._take_in(target, checkpoint, report)
+        events = [] if ingested.quiet_start else ingested.events
+        return self._classify(target, events), ingested.changed
 
     def _take_in(self, target: Target, checkpoint: Checkpoint, report: Report) -> Ingested:
         """Ingestion: the target's new events, oldest first, and the boundary moved on."""
@@ -332,7 +339,10 @@ def make_run(
         dry_run=dry_run,
         out=out,
     )
-    run.after_run = make_after_run(settings, store.backend, wiring.renderer)
+    if settings.self_alerts is not None or settings.heartbeat_url is not None:
+        from .self_monitoring import make_after_run  # here: a cold start without it skips it
+
+        run.after_run = make_after_run(settings, store.backend, wiring.renderer)
     return run
 
 

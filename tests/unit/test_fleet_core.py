@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel, Field, ValidationError
 
 from flink_alerts.checkpoint.file import FileBackend
 from flink_alerts.checkpoint.store import NamedRecord
 from flink_alerts.errors import ConfigError
-from flink_alerts.fleet.config import DiscoverConfig, endpoint_for
+from flink_alerts.fleet.config import AccountConfig, DiscoverConfig, endpoint_for
 from flink_alerts.fleet.discovery import (
     RETIRED_KEPT,
     Discovery,
@@ -306,3 +307,24 @@ def test_a_dry_run_deletes_nothing(tmp_path: Path) -> None:
     assert backend.load("f-1%2Fold") is not None
     Discovery(settings(targets="auto"), record, _Console(), lambda: NOW).resolve()
     assert backend.load("f-1%2Fold") is None
+
+
+class _SessionNameAsBefore(BaseModel):
+    """session_name as first written: length and characters in one pattern."""
+
+    name: str = Field(pattern=r"^[\w.@-]{2,64}$")
+
+
+@given(st.text(alphabet=st.sampled_from("ab_.@-é1 \n\t/ü日"), max_size=70))
+def test_session_name_accepts_exactly_what_the_one_pattern_did(name: str):
+    def accepted(model: type[BaseModel], **fields: str) -> bool:
+        try:
+            model(**fields)
+        except ValidationError:
+            return False
+        return True
+
+    role = "acs:ram::123:role/bridge"
+    assert accepted(AccountConfig, role_arn=role, session_name=name) == accepted(
+        _SessionNameAsBefore, name=name
+    )

@@ -1,6 +1,9 @@
+import re
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flink_alerts import rules
 from flink_alerts.events import FlinkEvent
@@ -68,3 +71,40 @@ def test_severity():
 )
 def test_a_restart_is_told_from_a_terminal_failure(name: str, message: str, restart: bool):
     assert rules.is_restart(event(name, message)) is restart
+
+
+# Words the patterns know, spelled oddly, among other text (ASCII or not).
+_PIECES = st.sampled_from(
+    [
+        "fail",
+        "FaIl",
+        "ERROR",
+        "Exception",
+        "cAn'T",
+        "timed out",
+        "TIMEOUT",
+        "time out",
+        "unable to",
+        "outofmemory",
+        "restart",
+        "crash",
+        "ſ",
+        "K",
+        "İ",
+        "ı",
+        "craſh",
+        "exceptıon",
+        " ",
+        "\n",
+        "é",
+    ]
+)
+_TEXT = st.lists(st.one_of(_PIECES, st.text(max_size=8)), max_size=8).map("".join)
+
+
+@given(_TEXT)
+@settings(max_examples=500)
+def test_words_match_exactly_what_the_case_insensitive_pattern_matches(text: str):
+    for words in (rules.FAILURE, rules.CRITICAL, rules.TRANSITION_FAILED):
+        plain = re.compile(words.lower.pattern, re.IGNORECASE)
+        assert words.search(text) == bool(plain.search(text))

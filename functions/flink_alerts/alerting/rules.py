@@ -65,7 +65,7 @@ class Rule:
     needs_names: bool = False  # matches on deployment names (ListDeployments first)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """An event a rule alerted on or resolved with, and the incident it belongs to."""
 
@@ -89,11 +89,12 @@ def _synthetic(subject: Subject) -> bool:
     return subject.event.event_name in builtin.SYNTHETIC
 
 
+# First match wins, so `failure` only sees events `recovered` turned down: it need not ask again.
 DEFAULT_RULES = (
     Rule("ingestion", "alert", _synthetic, lambda _event: "warning", ("target", "event_name")),
     Rule("recovered", "resolve", lambda s: builtin.is_recovery(s.event), builtin.severity),
     Rule("restarting", "alert", lambda s: builtin.is_restart(s.event), builtin.severity),
-    Rule("failure", "alert", lambda s: builtin.is_failure(s.event), builtin.severity),
+    Rule("failure", "alert", lambda s: builtin.looks_failed(s.event), builtin.severity),
 )
 
 
@@ -103,7 +104,10 @@ def ruleset(config: RulesConfig) -> tuple[Rule, ...]:
 
 
 def first_match(rules: tuple[Rule, ...], subject: Subject) -> Rule | None:
-    return next((rule for rule in rules if rule.matches(subject)), None)
+    for rule in rules:
+        if rule.matches(subject):
+            return rule
+    return None
 
 
 def classify(

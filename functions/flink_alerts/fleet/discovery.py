@@ -53,6 +53,7 @@ class Scope:
 class Fleet:
     entries: list[tuple[Target, str]] = field(default_factory=list)  # target, where it came from
     problems: list[str] = field(default_factory=list)
+    names: set[str] = field(default_factory=set, repr=False)  # of the entries' targets
 
     @property
     def targets(self) -> list[Target]:
@@ -66,8 +67,9 @@ class Fleet:
         return fleet
 
     def add(self, target: Target, origin: str) -> None:
-        if all(known.name != target.name for known, _ in self.entries):
+        if target.name not in self.names:
             self.entries.append((target, origin))
+            self.names.add(target.name)
 
 
 def scopes(settings: Any) -> list[Scope]:

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from ..credentials import Credentials
 from ..errors import ApiError, MalformedResponseError
@@ -64,6 +65,11 @@ class FlinkClient:
         self.max_attempts = max(1, max_attempts)
         self.deadline = deadline
         self._session = session or new_session()
+        # What requests would look up in the environment for every request (proxies, NO_PROXY,
+        # the CA bundle): once per client, that is once per run, as every request goes to one host.
+        self._environment = self._session.merge_environment_settings(
+            f"{self._base}/", {}, None, None, None
+        )
         self._sleep = sleep
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
@@ -209,8 +215,11 @@ class FlinkClient:
         with self._calls_lock:
             self._calls += 1
         try:
-            response = self._session.get(
-                url, headers=headers, timeout=timeout, allow_redirects=False
+            response = self._session.send(
+                self._prepare(url, headers),
+                timeout=timeout,
+                allow_redirects=False,
+                **self._environment,
             )
         except requests.Timeout:
             raise ApiError(f"{action}: no answer within {timeout:.1f}s", retryable=True) from None
@@ -220,6 +229,15 @@ class FlinkClient:
         except requests.RequestException as exc:
             raise ApiError(f"{action}: request failed ({type(exc).__name__})") from None
         return self._decode(action, response), _http_date(response.headers.get("Date"))
+
+    def _prepare(self, url: str, headers: dict[str, str]) -> requests.PreparedRequest:
+        """What `session.get` sends (the session's headers and cookies, then ours), without the
+        environment look-ups it would repeat for every request (see `self._environment`)."""
+        merged = CaseInsensitiveDict(self._session.headers)
+        merged.update(headers)
+        request = requests.PreparedRequest()
+        request.prepare(method="GET", url=url, headers=merged, cookies=self._session.cookies)
+        return request
 
     def _decode(self, action: str, response: requests.Response) -> dict:
         status = response.status_code
