@@ -325,6 +325,15 @@ def test_fc_handler_runs_the_targets_of_its_payload(tmp_path, monkeypatch, flink
     ).encode()
     summary = json.loads(index.handler(event, Context()))
     assert summary["targets"] == 1 and summary["sent"] == 1 and summary["errors"] == []
+    # A shard's timer naming a target the config no longer has: the others still run.
+    flink_server.generate(7)
+    gone = f"{flink_server.workspace}/retired"
+    event = json.dumps({"payload": json.dumps({"targets": [gone, target]})}).encode()
+    summary = json.loads(index.handler(event, Context()))
+    assert summary["targets"] == 1 and summary["sent"] == 1
+    assert summary["errors"] == [
+        f"payload: {gone!r} is neither configured nor discovered now; skipped"
+    ]
 
 
 def test_readme_example_runs_twice_without_repeating(tmp_path, monkeypatch, capsys):
