@@ -63,6 +63,19 @@ class ApiError(FlinkAlertsError):
         self.retry_after = retry_after  # seconds the server asked us to wait
 
 
+def error_field(body: dict, *keys: str) -> str:
+    """The first of `keys` an API error body fills (gateways spell them in several ways)."""
+    for key in keys:
+        if body.get(key) not in (None, ""):
+            return str(body[key])
+    return ""
+
+
+def server_text(text: str, limit: int = 300) -> str:
+    """What a server said, as one short line: scrubbed first, so a cut never halves a secret."""
+    return " ".join(scrub(text).split())[:limit]
+
+
 class MalformedResponseError(ApiError):
     """The API answered with something that is not the documented shape."""
 

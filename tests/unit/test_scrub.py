@@ -6,7 +6,8 @@ import json
 from urllib.parse import quote
 
 from flink_alerts.credentials import Credentials
-from flink_alerts.scrub import Scrubber, scrub, url_secrets
+from flink_alerts.errors import server_text
+from flink_alerts.scrub import SCRUBBER, Scrubber, scrub, url_secrets
 from flink_alerts.settings import Settings
 
 SLACK_TOKEN = "xoxb9a8b7c6d5e4f3g2h1"
@@ -81,3 +82,11 @@ def test_short_values_are_not_masked_so_the_summary_stays_json():
     scrubber.configure(Settings(receivers=[hook]))
     line = '{"sent": 12345, "dry_run": false}'
     assert json.loads(scrubber(line)) == {"sent": 12345, "dry_run": False}
+
+
+def test_server_text_is_one_short_line_and_never_cut_inside_a_secret():
+    secret = "sts-token-echoed-by-a-server-0123456789"
+    SCRUBBER.remember(secret)
+    said = server_text("x" * 280 + secret + "\n\tat line two")
+    assert "\n" not in said and len(said) <= 300
+    assert secret[:12] not in said  # masked whole before the cut, not halved by it

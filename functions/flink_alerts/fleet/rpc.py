@@ -10,7 +10,6 @@ parameters. tests/integration/test_fleet_sdk.py checks it byte for byte.
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
 from typing import Any
@@ -19,11 +18,10 @@ from urllib.parse import quote, urlencode, urlsplit
 import requests
 
 from ..credentials import Credentials
-from ..errors import ApiError, MalformedResponseError
+from ..errors import ApiError, MalformedResponseError, error_field, server_text
 from ..flink import signer
 
 USER_AGENT = "flink-alerts/0.1"
-_SIGNATURE = re.compile(r"Signature=[0-9A-Fa-f]+")
 
 
 class CallCount:
@@ -134,33 +132,19 @@ class RpcClient:
         return body
 
     def _error(self, action: str, status: int, body: dict) -> ApiError:
-        code = _first(body, "Code", "code", "ErrorCode", "errorCode")
-        message = _first(body, "Message", "message", "ErrorMessage", "errorMessage")
+        code = error_field(body, "Code", "code", "ErrorCode", "errorCode")
+        message = error_field(body, "Message", "message", "ErrorMessage", "errorMessage")
         return ApiError(
-            f"{action} failed: {self._redact(message or f'HTTP {status}')}",
+            f"{action} failed: {server_text(message or f'HTTP {status}')}",
             code=code,
-            request_id=_first(body, "RequestId", "requestId"),
+            request_id=error_field(body, "RequestId", "requestId"),
             http_status=status,
             retryable=code.startswith("Throttling") or status == 429 or status >= 500,
             hint=f"grant the RAM action {self.ram_code}:{action}" if _denied(code, status) else "",
         )
-
-    def _redact(self, text: str) -> str:
-        text = " ".join(text.split())[:300]
-        for secret in (self.credentials.access_key_secret, self.credentials.security_token):
-            if secret:
-                text = text.replace(secret, "***")
-        return _SIGNATURE.sub("Signature=***", text)
 
 
 def _denied(code: str, status: int) -> bool:
     return status == 403 or any(
         word in code.lower() for word in ("forbidden", "noauth", "nopermission")
     )
-
-
-def _first(fields: dict, *keys: str) -> str:
-    for key in keys:
-        if fields.get(key) not in (None, ""):
-            return str(fields[key])
-    return ""

@@ -21,9 +21,8 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from ..credentials import Credentials
-from ..errors import ApiError, MalformedResponseError
+from ..errors import ApiError, MalformedResponseError, error_field, server_text
 from ..events import EventsPage, FlinkEvent, Target, parse_event
-from ..scrub import scrub
 from . import signer
 from .jobs import JobStatus, parse_job
 
@@ -257,15 +256,15 @@ class FlinkClient:
         self, action: str, status: int, body: Any, retry_after: str | None = None
     ) -> ApiError:
         fields = body if isinstance(body, dict) else {}
-        code = _first(fields, "Code", "code", "errorCode")
-        message = _first(fields, "Message", "message", "errorMessage")
+        code = error_field(fields, "Code", "code", "errorCode")
+        message = error_field(fields, "Message", "message", "errorMessage")
         if not message:
             message = f"HTTP {status}" + ("" if fields else " with a non-JSON body")
         retryable = code.startswith("Throttling") or status == 429 or status >= 500
         return ApiError(
-            f"{action} failed: {' '.join(scrub(message).split())[:300]}",
+            f"{action} failed: {server_text(message)}",
             code=code,
-            request_id=_first(fields, "RequestId", "requestId"),
+            request_id=error_field(fields, "RequestId", "requestId"),
             http_status=status,
             retryable=retryable,
             hint=_hint(action, code, status),
@@ -340,13 +339,6 @@ def _data_list(body: dict, action: str) -> list:
         found = "missing" if data is None else type(data).__name__
         raise MalformedResponseError(f"{action}: `data` is {found}, expected a list")
     return data
-
-
-def _first(fields: dict, *keys: str) -> str:
-    for key in keys:
-        if fields.get(key) not in (None, ""):
-            return str(fields[key])
-    return ""
 
 
 def _hint(action: str, code: str, status: int) -> str:
