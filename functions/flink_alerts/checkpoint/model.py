@@ -73,8 +73,6 @@ class StreamState:
 class Checkpoint(Outbox):
     streams: dict[str, StreamState] = field(default_factory=dict)
     outbox: list[OutboxEntry] = field(default_factory=list)
-    # Per-deployment incident state; kept verbatim for the grouping/resolved feature.
-    incidents: dict[str, Any] = field(default_factory=dict)
 
     @property
     def started(self) -> bool:
@@ -91,7 +89,6 @@ class Checkpoint(Outbox):
             "schema": SCHEMA,
             "streams": {key: stream.to_dict() for key, stream in self.streams.items()},
             "outbox": [entry.to_dict() for entry in self.outbox],
-            "incidents": self.incidents,
         }
 
     @classmethod
@@ -112,7 +109,6 @@ class Checkpoint(Outbox):
             return cls(
                 streams={str(k): StreamState.from_dict(v) for k, v in streams.items()},
                 outbox=[OutboxEntry.from_dict(entry) for entry in data["outbox"]],
-                incidents=dict(data.get("incidents") or {}),
             )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             problem = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
